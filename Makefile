@@ -33,6 +33,7 @@ playground: datasets
 	@echo "(Model training and the web playground arrive with the next issues.)"
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: $(STAMP)
