@@ -63,6 +63,8 @@ def _matches(value: tp.Any, annotation: tp.Any) -> bool:
         return isinstance(value, (list, tuple)) and all(_matches(v, inner) for v in value)
     if origin is dict:
         return isinstance(value, dict)
+    if annotation in (dict, list):
+        return isinstance(value, annotation)
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:

@@ -44,3 +44,44 @@ def dataset_config(fma: Path, out: Path, **overrides) -> dict:
 def write_config(path: Path, cfg: dict) -> Path:
     path.write_text(json.dumps(cfg))
     return path
+
+
+def _processed(sample_set, root, **overrides) -> Path:
+    from config import load_config
+    from data_processor import DatasetConfig, process_dataset
+    cfg = load_config(DatasetConfig, dataset_config(sample_set, root, **overrides))
+    process_dataset(cfg, workers=1)
+    return cfg.h5_path
+
+
+@pytest.fixture(scope="session")
+def mfcc_ae_h5(sample_set, tmp_path_factory) -> Path:
+    """MFCC 64×96 segments, minmax-scaled (autoencoder data), 4 segments per track."""
+    return _processed(sample_set, tmp_path_factory.mktemp("ae"), name="mfcc_ae",
+                      scaler="minmax", segments_per_track=4)
+
+
+@pytest.fixture(scope="session")
+def mfcc_cls_h5(sample_set, tmp_path_factory) -> Path:
+    """MFCC 64×96 segments, standard-scaled (classifier data), 5 segments per track."""
+    return _processed(sample_set, tmp_path_factory.mktemp("cls"), name="mfcc_cls",
+                      scaler="standard", segments_per_track=5)
+
+
+@pytest.fixture(scope="session")
+def spectrum_h5(sample_set, tmp_path_factory) -> Path:
+    return _processed(sample_set, tmp_path_factory.mktemp("spec"), name="spectrum",
+                      mode="spectrum", sr=22050, scaler="standard", segments_per_track=4)
+
+
+def train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
+    params = {"conv_autoencoder": {"num_init_filters": 2, "num_pools": 4, "num_fc": 2,
+                                   "kernel_size": 3, "padding": 1},
+              "cnn_classifier": {"arch": "vgg11", "batchnorm": True, "width": 0.0625,
+                                 "fc_units": 32},
+              "dense_autoencoder": {"widths": [64, 16, 10]}}[model]
+    cfg = {"name": "run", "model": model, "dataset_path": str(h5),
+           "models_dir": str(models_dir), "num_epochs": 2, "batch_size": 16, "seed": 0,
+           "lr": 1e-3, "model_params": params}
+    cfg.update(overrides)
+    return cfg

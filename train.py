@@ -1,0 +1,512 @@
+"""Train any model of ``models.py`` from a JSON config; evaluate it on the test partition.
+
+    python train.py -c models/test/conv_ae.json [--resume] [--device cpu|cuda]
+    torchrun --nproc_per_node 2 train.py -c models/test/conv_ae.json     # DDP (gloo on CPU)
+    python train.py test -c models/test/conv_ae.json
+
+The run folder ``<models_dir>/<name>/`` holds ``config.json``, ``last.pt`` and ``best.pt``
+(model, optimizer, scheduler, epoch, metrics history and RNG states), ``metrics.csv`` (one row
+per epoch), ``learning_curve.png``, and the dataset's ``dataset.json`` and ``scaler.npz`` so a
+trained run can encode new audio without the training HDF5 file. Checkpoints are written
+atomically at the end of every epoch, so a run killed even with SIGKILL resumes with
+``--resume`` from its last finished epoch and continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import random
+import sys
+import time
+import typing as tp
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from config import (
+    ConfigError,
+    ToolkitError,
+    atomic_write_bytes,
+    atomic_write_json,
+    config_to_dict,
+    load_config,
+)
+from models import MODELS, build_model, count_parameters
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    name: str
+    dataset_path: str
+    model: tp.Literal["conv_autoencoder", "cnn_classifier", "dense_autoencoder"]
+    num_epochs: int = 10
+    batch_size: int = 64
+    models_dir: str = "models/runs"
+    model_params: dict = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    optimizer: tp.Literal["sgd", "adam"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9             # SGD only
+    weight_decay: float = 0.0
+    lr_schedule: tp.Literal["none", "step", "cosine"] = "none"
+    lr_step_epochs: int = 10          # step schedule: multiply by lr_gamma every N epochs
+    lr_gamma: float = 0.1
+    early_stopping_patience: int | None = None   # epochs without a better cv loss
+    num_workers: int = 0              # DataLoader workers (data is in memory per partition)
+    max_batches_per_epoch: int | None = None      # cap for smoke tests and benchmarks
+
+    def validate(self) -> None:
+        for key in ("num_epochs", "batch_size", "lr_step_epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"key {key!r} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("key 'lr' must be positive")
+        if self.num_workers < 0:
+            raise ConfigError("key 'num_workers' must be >= 0")
+        for key in ("early_stopping_patience", "max_batches_per_epoch"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"key {key!r} must be >= 1 or null")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"key 'name' must be a plain folder name, got {self.name!r}")
+        if self.model not in MODELS:
+            raise ConfigError(f"key 'model' must be one of {', '.join(MODELS)}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.models_dir) / self.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed helpers (torchrun sets WORLD_SIZE / RANK / LOCAL_RANK)
+
+def world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def setup_distributed(device: str) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+class Partitions:
+    """Train / cv / test partitions of one processed HDF5 dataset.
+
+    Train partitions are read one at a time (memory stays bounded by one partition, as in the
+    reference), in an order drawn from (seed, epoch), and shuffled within.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ToolkitError(f"dataset {self.path} not found; build it with "
+                               "'python data_processor.py process -c CONFIG'")
+        with h5py.File(self.path, "r") as f:
+            self.train = sorted(k for k in f if k.startswith("partition_train_"))
+            self.attrs = {k: (v.decode() if isinstance(v, bytes) else v)
+                          for k, v in f.attrs.items()}
+            self.genres = json.loads(self.attrs.get("genres", "[]"))
+            self.scaler = {k: f["scaler"][k][:] for k in f["scaler"]} if "scaler" in f else {}
+            first = f[self.train[0]]["segment_data"]
+            self.input_shape = tuple(first.shape[1:])
+            self.n_train = sum(f[p]["segment_data"].shape[0] for p in self.train)
+
+    def load(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with h5py.File(self.path, "r") as f:
+            if part not in f:
+                raise ToolkitError(f"{self.path}: no partition {part!r}")
+            g = f[part]
+            return g["segment_data"][:], g["segment_labels"][:], g["segment_indices"][:]
+
+
+def epoch_batches(data: Partitions, cfg: TrainConfig, epoch: int):
+    """Yield (x, y) batches for one epoch; under DDP each rank gets a disjoint share."""
+    rank, size = world()
+    rng = np.random.default_rng([cfg.seed, epoch])
+    n_batches = 0
+    for part in rng.permutation(data.train):
+        x, y, _ = data.load(str(part))
+        order = rng.permutation(len(x))
+        per_rank = len(order) // size            # equal counts keep DDP ranks in step
+        order = order[rank * per_rank:(rank + 1) * per_rank]
+        for i in range(0, len(order), cfg.batch_size):
+            if cfg.max_batches_per_epoch and n_batches >= cfg.max_batches_per_epoch:
+                return
+            idx = np.sort(order[i:i + cfg.batch_size])
+            yield torch.from_numpy(x[idx]), torch.from_numpy(y[idx].astype(np.int64))
+            n_batches += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss and evaluation
+
+def is_classifier(cfg: TrainConfig) -> bool:
+    return cfg.model == "cnn_classifier"
+
+
+def batch_loss(model, x, y, cfg: TrainConfig) -> torch.Tensor:
+    out = model(x)
+    if is_classifier(cfg):
+        return F.cross_entropy(out, y)
+    return F.mse_loss(out.reshape(x.shape), x)
+
+
+def track_vote_accuracy(logits: np.ndarray, labels: np.ndarray, track_ids: np.ndarray) -> float:
+    """Track-level accuracy by majority vote of segment predictions.
+
+    Ties are broken by the summed log-probabilities of the tied classes (the reference counted
+    every tie as wrong).
+    """
+    pred = logits.argmax(1)
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    correct = []
+    for t in np.unique(track_ids):
+        m = track_ids == t
+        votes = np.bincount(pred[m], minlength=logits.shape[1])
+        tied = np.flatnonzero(votes == votes.max())
+        choice = tied[np.argmax(logp[m][:, tied].sum(0))]
+        correct.append(choice == labels[m][0])
+    return float(np.mean(correct)) if correct else float("nan")
+
+
+@torch.no_grad()
+def evaluate(model, data: Partitions, part: str, cfg: TrainConfig, device) -> dict:
+    x, y, tracks = data.load(part)
+    if len(x) == 0:
+        return {"loss": float("nan")}
+    model.eval()
+    total, outs = 0.0, []
+    for i in range(0, len(x), 256):
+        xb = torch.from_numpy(x[i:i + 256]).to(device)
+        yb = torch.from_numpy(y[i:i + 256].astype(np.int64)).to(device)
+        out = model(xb)
+        if is_classifier(cfg):
+            total += F.cross_entropy(out, yb, reduction="sum").item()
+            outs.append(out.cpu().numpy())
+        else:
+            total += F.mse_loss(out.reshape(xb.shape), xb, reduction="sum").item() / xb[0].numel()
+    result = {"loss": total / len(x)}
+    if is_classifier(cfg):
+        logits = np.concatenate(outs)
+        result["segment_acc"] = float((logits.argmax(1) == y).mean())
+        result["track_acc"] = track_vote_accuracy(logits, y, tracks)
+        result["logits"] = logits
+        result["labels"] = y
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_checkpoint(path: Path, **payload) -> None:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise ToolkitError(f"checkpoint {path} not found; train the run first "
+                           "(python train.py -c CONFIG)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ToolkitError(f"{path}: unreadable checkpoint ({e})") from None
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                              weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
+    elif cfg.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.num_epochs)
+    else:
+        sched = None
+    return opt, sched
+
+
+def prepare_model_params(cfg: TrainConfig, data: Partitions) -> dict:
+    """Fill in what the dataset decides (input size, number of classes)."""
+    params = dict(cfg.model_params)
+    if cfg.model == "dense_autoencoder":
+        params.setdefault("input_dim", int(np.prod(data.input_shape)))
+    else:
+        params.setdefault("input_dims", list(data.input_shape[-2:]))
+    if cfg.model == "cnn_classifier":
+        if not data.genres:
+            raise ToolkitError(f"{data.path} has no genre labels (a plain-folder dataset); "
+                               "a classifier needs an FMA dataset")
+        params.setdefault("num_classes", len(data.genres))
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_segment_acc", "cv_track_acc", "lr",
+                 "epoch_seconds", "samples_per_s"]
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
+          stop_after_epochs: int | None = None) -> dict:
+    """Train (or continue) a run; returns the last epoch's metrics row.
+
+    ``stop_after_epochs`` ends this call early (to test resumption) without changing the run.
+    """
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ToolkitError("--device cuda: no CUDA device is available")
+    setup_distributed(device)
+    rank, size = world()
+    dev = torch.device(device, int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else None)
+    data = Partitions(cfg.dataset_path)
+    run = cfg.run_dir
+    params = prepare_model_params(cfg, data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, params).to(dev)
+    opt, sched = make_optimizer(model, cfg)
+    stored = run / "config.json"
+    start_epoch, history, best = 0, [], float("inf")
+    if resume and (run / "last.pt").is_file():
+        # raising num_epochs extends a finished run, as in the reference
+        ck = load_checkpoint(run / "last.pt")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler"):
+            sched.load_state_dict(ck["scheduler"])
+        start_epoch, history, best = ck["epoch"], ck["history"], ck["best_loss"]
+        set_rng_state(ck["rng"])
+    elif (run / "last.pt").is_file() and not resume:
+        raise ToolkitError(f"{run} already holds a run; pass --resume to continue it or "
+                           "choose another name")
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stored, config_to_dict(cfg))
+        atomic_write_json(run / "dataset.json", {
+            "dataset_path": str(cfg.dataset_path), "genres": data.genres,
+            "input_shape": list(data.input_shape), "model_params": params,
+            "mode": data.attrs.get("mode"), "config": json.loads(data.attrs.get("config", "{}")),
+            "segment_seconds": float(data.attrs.get("segment_seconds", 0.0))})
+        buf = io.BytesIO()
+        np.savez(buf, **data.scaler)
+        atomic_write_bytes(run / "scaler.npz", buf.getvalue())
+    net = model
+    if size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    patience_left = cfg.early_stopping_patience
+    if patience_left is not None and history:
+        best_epoch = min(history, key=lambda r: r["cv_loss"])["epoch"]
+        patience_left -= history[-1]["epoch"] - best_epoch
+    row = history[-1] if history else {}
+    epochs_run = 0
+    for epoch in range(start_epoch, cfg.num_epochs):
+        if patience_left is not None and patience_left <= 0:
+            break
+        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+            break
+        t0 = time.perf_counter()
+        net.train()
+        losses, seen = [], 0
+        for x, y in epoch_batches(data, cfg, epoch):
+            x, y = x.to(dev), y.to(dev)
+            opt.zero_grad(set_to_none=True)
+            loss = batch_loss(net, x, y, cfg)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            seen += len(x)
+        train_seconds = time.perf_counter() - t0
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        if size > 1:  # mean over ranks, so every rank logs the same figure
+            t = torch.tensor([train_loss * len(losses), len(losses), seen], dtype=torch.float64)
+            dist.all_reduce(t)
+            train_loss, seen = float(t[0] / t[1]), int(t[2])
+        cv = evaluate(model, data, "partition_cv", cfg, dev)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "cv_loss": cv["loss"],
+               "cv_segment_acc": cv.get("segment_acc", ""), "cv_track_acc": cv.get("track_acc", ""),
+               "lr": opt.param_groups[0]["lr"],
+               "epoch_seconds": round(time.perf_counter() - t0, 3),
+               "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}
+        if sched is not None:
+            sched.step()
+        history.append(row)
+        improved = cv["loss"] < best
+        best = min(best, cv["loss"])
+        if patience_left is not None:
+            patience_left = cfg.early_stopping_patience if improved else patience_left - 1
+        if rank == 0:
+            payload = dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                           scheduler=sched.state_dict() if sched else None, epoch=epoch + 1,
+                           history=history, best_loss=best, rng=rng_state(),
+                           model_name=cfg.model, model_params=params)
+            if improved:
+                save_checkpoint(run / "best.pt", **payload)
+            save_checkpoint(run / "last.pt", **payload)
+            write_metrics(run, history)
+            print(f"epoch {epoch + 1}/{cfg.num_epochs} train {train_loss:.5g} "
+                  f"cv {cv['loss']:.5g}" + (f" acc {cv['segment_acc']:.3f}/"
+                                            f"{cv['track_acc']:.3f}" if "segment_acc" in cv
+                                            else "") + f" {row['samples_per_s']} samples/s",
+                  flush=True)
+        epochs_run += 1
+        if size > 1:
+            dist.barrier()
+    return row
+
+
+def write_metrics(run: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, METRIC_FIELDS)
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_bytes(run / "metrics.csv", buf.getvalue().encode())
+    plot_learning_curve(run, history)
+
+
+def plot_learning_curve(run: Path, history: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax.plot(epochs, [r["cv_loss"] for r in history], "s-", label="cv")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(run.name)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(run / "learning_curve.png", buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a trained run, and testing it
+
+def load_trained(run_dir: str | os.PathLike, *, which: str = "best", device: str = "cpu"):
+    """(model in eval mode, dataset info dict, scaler params) of a trained run folder."""
+    run = Path(run_dir)
+    ck = load_checkpoint(run / f"{which}.pt")
+    model = build_model(ck["model_name"], ck["model_params"])
+    model.load_state_dict(ck["model"])
+    model.to(device).eval()
+    info = json.loads((run / "dataset.json").read_text())
+    with np.load(run / "scaler.npz") as z:
+        scaler = {k: z[k] for k in z.files}
+    return model, info, scaler
+
+
+def evaluate_run(cfg: TrainConfig, device: str = "cpu") -> dict:
+    """Evaluate the best checkpoint on the test partition; write JSON (+ confusion matrix)."""
+    model, info, _ = load_trained(cfg.run_dir, device=device)
+    data = Partitions(cfg.dataset_path)
+    res = evaluate(model, data, "partition_test", cfg, torch.device(device))
+    out = {"name": cfg.name, "model": cfg.model, "test_loss": res["loss"],
+           "parameters": count_parameters(model)}
+    if is_classifier(cfg):
+        from sklearn.metrics import confusion_matrix
+        cm = confusion_matrix(res["labels"], res["logits"].argmax(1),
+                              labels=range(len(data.genres)))
+        out.update(test_segment_acc=res["segment_acc"], test_track_acc=res["track_acc"],
+                   chance=1 / len(data.genres), confusion_matrix=cm.tolist(),
+                   genres=data.genres)
+        plot_confusion(cfg.run_dir, cm, data.genres)
+    else:
+        # baseline: predict every position by its train mean; its MSE is the mean per-position
+        # variance of the test data around the train mean
+        x, _, _ = data.load("partition_test")
+        train_mean = np.zeros(data.input_shape, np.float64)
+        n = 0
+        for part in data.train:
+            xt, _, _ = data.load(part)
+            train_mean += xt.sum(0)
+            n += len(xt)
+        train_mean /= n
+        out["baseline_mse_per_position_mean"] = float(((x - train_mean) ** 2).mean())
+        out["mse_ratio_to_baseline"] = out["test_loss"] / out["baseline_mse_per_position_mean"]
+    atomic_write_json(cfg.run_dir / "test_metrics.json", out)
+    return out
+
+
+def plot_confusion(run: Path, cm: np.ndarray, genres: list[str]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    for i in range(len(genres)):
+        for j in range(len(genres)):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(run / "confusion_matrix.png", buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("action", nargs="?", default="train", choices=["train", "test"])
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    try:
+        cfg = load_config(TrainConfig, args.config)
+        if args.action == "test":
+            out = evaluate_run(cfg, args.device)
+            print(json.dumps({k: v for k, v in out.items() if k != "confusion_matrix"}))
+        else:
+            train(cfg, resume=args.resume, device=args.device)
+    except ToolkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
