@@ -9,8 +9,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE_TRACKS_PER_GENRE ?= 10
 DATASET_CONFIGS := $(wildcard datasets/processed/samples/*.json)
+PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier.json
 
-.PHONY: playground test lint bench venv sample datasets clean-data
+.PHONY: playground test lint bench venv sample datasets models
 
 venv: $(STAMP)
 
@@ -28,9 +29,16 @@ sample: datasets/fma/fma_metadata/tracks.csv
 datasets: sample
 	@for c in $(DATASET_CONFIGS); do $(PY) data_processor.py process -c $$c || exit $$?; done
 
-playground: datasets
-	@echo "Sample set in datasets/fma, processed datasets in datasets/processed/sample."
-	@echo "(Model training and the web playground arrive with the next issues.)"
+# --resume makes this idempotent: trains on the first run, continues a killed run, and is a
+# no-op once a run has all its epochs.
+models: datasets
+	@for c in $(PLAYGROUND_MODELS); do \
+	  $(PY) train.py -c $$c --resume && $(PY) train.py test -c $$c || exit $$?; done
+
+playground: models
+	@echo "Sample set in datasets/fma, datasets in datasets/processed/sample,"
+	@echo "trained models in models/runs/playground (test metrics in each run's test_metrics.json)."
+	@echo "(The web playground arrives with the next issue.)"
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -41,3 +49,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/preprocess.py
+	$(PY) bench/train_throughput.py

@@ -105,6 +105,7 @@ class DatasetConfig:
     datasets_dir: str = "datasets/processed"
     num_tracks: int | None = None          # null: every selected track
     seed: int = 0                          # shuffle + segment sampling; recorded in the file
+    stratify: bool = True                  # every partition gets the genres in proportion
     sr: int = 44100
     do_re_sample: bool = True              # false: skip tracks at another rate (reference)
     cv_split: float = 0.1
@@ -251,13 +252,27 @@ def partition_names(cfg: DatasetConfig) -> list[str]:
             + [f"partition_train_{k}" for k in range(cfg.num_train_partitions)])
 
 
-def partition_tracks(ids: np.ndarray, cfg: DatasetConfig) -> dict[str, np.ndarray]:
+def partition_tracks(ids: np.ndarray, cfg: DatasetConfig,
+                     labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Seeded shuffle, cut to num_tracks, then cv / test / k train partitions (in that order).
 
-    The last train partition takes the remainder, as in the reference.
+    The last train partition takes the remainder, as in the reference. With ``stratify`` and
+    labels, the shuffled order interleaves the genres (the n-th track of every genre before
+    the (n+1)-th of any), so each cut holds the genres in proportion: on a small set a plain
+    shuffle can leave whole genres out of the test partition.
     """
-    ids = np.sort(np.asarray(ids, dtype=np.int64))
-    ids = np.random.default_rng(cfg.seed).permutation(ids)[:cfg.num_tracks]
+    ids = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(ids)
+    ids = ids[order]
+    perm = np.random.default_rng(cfg.seed).permutation(len(ids))
+    ids = ids[perm]
+    if cfg.stratify and labels is not None and (np.asarray(labels) != NO_LABEL).any():
+        lab = np.asarray(labels)[order][perm]
+        rank = np.zeros(len(lab), np.int64)
+        for value in np.unique(lab):
+            rank[lab == value] = np.arange((lab == value).sum())
+        ids = ids[np.argsort(rank, kind="stable")]
+    ids = ids[:cfg.num_tracks]
     n_cv = int(round(cfg.cv_split * len(ids)))
     n_test = int(round(cfg.test_split * len(ids)))
     train = ids[n_cv + n_test:]
@@ -585,7 +600,7 @@ def process_dataset(cfg: DatasetConfig, *, workers: int = 1, overwrite: bool = F
     if out.is_file():
         return {"name": cfg.name, "complete": True, "output": str(out), "already_done": True}
     catalog = build_catalog(cfg)
-    parts = partition_tracks(catalog.ids, cfg)
+    parts = partition_tracks(catalog.ids, cfg, catalog.labels)
     if shard_ix is not None:  # every N-th track of the global order belongs to shard I
         i, n = shard_ix
         order = np.concatenate(list(parts.values()))
@@ -650,7 +665,7 @@ def merge_shards(cfg: DatasetConfig) -> dict:
     if cfg.h5_path.is_file():
         raise ToolkitError(f"{cfg.h5_path} exists already; delete it to merge again")
     catalog = build_catalog(cfg)
-    parts = partition_tracks(catalog.ids, cfg)
+    parts = partition_tracks(catalog.ids, cfg, catalog.labels)
     source = ShardSource([cfg.shard_path(i, n) for i in range(n)])
     try:
         counts_by_part = write_dataset(cfg.h5_path, cfg, catalog, parts, source,

@@ -75,14 +75,18 @@ class ConvAEConfig:
     out_activation: tp.Literal["sigmoid", "none"] = "sigmoid"  # sigmoid for minmax data
 
     def validate(self) -> None:
+        if len(self.input_dims) != 2 or min(self.input_dims) < 1:
+            raise ConfigError(f"key 'input_dims' must be [height, width], got {self.input_dims}")
         h, w = self.input_dims
         if h % 2 ** self.num_pools or w % 2 ** self.num_pools:
             raise ConfigError(f"input_dims {self.input_dims} must be divisible by "
                               f"2**num_pools = {2 ** self.num_pools}")
         if self.padding * 2 != self.kernel_size - 1:
             raise ConfigError("key 'padding' must be kernel_size // 2 for same-size convs")
-        if min(self.enc_len, self.num_init_filters, self.num_fc, self.fc_scale_down) < 1:
-            raise ConfigError("enc_len, num_init_filters, num_fc, fc_scale_down must be >= 1")
+        if min(self.enc_len, self.num_init_filters, self.num_fc, self.fc_scale_down,
+               self.num_pools) < 1:
+            raise ConfigError("enc_len, num_init_filters, num_pools, num_fc and fc_scale_down "
+                              "must be >= 1")
 
     def fc_widths(self) -> list[int]:
         h, w = self.input_dims
@@ -126,6 +130,18 @@ class ConvAutoencoder(EncoderMixin, nn.Module):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0, math.sqrt(2 / (k * k * m.out_channels)))
                 nn.init.zeros_(m.bias)
+        # FC layers: He for those followed by ReLU, Xavier for the code layer. PyTorch's default
+        # (and the reference's N(0, 0.01)) shrink the signal through the FC stack so much that
+        # a new model's code barely differs between inputs, and training starts very slowly.
+        for i, fc in enumerate(self.fc):
+            if i < len(self.fc) - 1:
+                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+            else:
+                nn.init.xavier_normal_(fc.weight)
+            nn.init.zeros_(fc.bias)
+        for fc in getattr(self, "dfc", []):
+            nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+            nn.init.zeros_(fc.bias)
 
     def _encode(self, x):
         x = _as_image(x, self.cfg.input_dims)
@@ -207,6 +223,8 @@ class ClassifierConfig:
             raise ConfigError("width must be in (0, 4], fc_units >= 1, num_classes >= 2")
         if not 0 <= self.dropout < 1:
             raise ConfigError("key 'dropout' must be in [0, 1)")
+        if len(self.input_dims) != 2 or min(self.input_dims) < 1:
+            raise ConfigError(f"key 'input_dims' must be [height, width], got {self.input_dims}")
         if self.freeze and not self.pretrained_path:
             raise ConfigError("key 'freeze' needs pretrained_path (nothing to keep frozen)")
 
@@ -242,7 +260,11 @@ class GenreClassifier(EncoderMixin, nn.Module):
                 cin = c(v)
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, *cfg.input_dims)).numel()
+            try:  # on the meta device too, so counting parameters allocates nothing
+                flat = self.features(torch.zeros(1, 1, *cfg.input_dims)).numel()
+            except RuntimeError:
+                raise ConfigError(f"key 'input_dims': {cfg.input_dims} is too small for the "
+                                  f"{cfg.arch} layout") from None
         self.flat_dim = flat
         u = cfg.fc_units
         if cfg.arch == "alexnet":  # torchvision: Dropout Linear ReLU Dropout Linear ReLU Linear

@@ -61,7 +61,7 @@ class TrainConfig:
     lr_step_epochs: int = 10          # step schedule: multiply by lr_gamma every N epochs
     lr_gamma: float = 0.1
     early_stopping_patience: int | None = None   # epochs without a better cv loss
-    num_workers: int = 0              # DataLoader workers (data is in memory per partition)
+    num_workers: int = 0              # threads reading the next partitions while one trains
     max_batches_per_epoch: int | None = None      # cap for smoke tests and benchmarks
 
     def validate(self) -> None:
@@ -114,8 +114,15 @@ class Partitions:
         if not self.path.is_file():
             raise ToolkitError(f"dataset {self.path} not found; build it with "
                                "'python data_processor.py process -c CONFIG'")
-        with h5py.File(self.path, "r") as f:
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise ToolkitError(f"{self.path}: not a readable HDF5 dataset ({e})") from None
+        with f:
             self.train = sorted(k for k in f if k.startswith("partition_train_"))
+            if not self.train or "segment_data" not in f[self.train[0]]:
+                raise ToolkitError(f"{self.path}: no train partitions; is it a dataset made "
+                                   "by data_processor.py?")
             self.attrs = {k: (v.decode() if isinstance(v, bytes) else v)
                           for k, v in f.attrs.items()}
             self.genres = json.loads(self.attrs.get("genres", "[]"))
@@ -132,13 +139,30 @@ class Partitions:
             return g["segment_data"][:], g["segment_labels"][:], g["segment_indices"][:]
 
 
+def _partition_stream(data: Partitions, parts: list[str], workers: int):
+    """Partitions in order; with workers > 0 the next ones are read from HDF5 in background
+    threads while the current one trains (h5py releases the GIL while it reads)."""
+    if workers == 0:
+        for part in parts:
+            yield data.load(part)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers) as pool:
+        pending = [pool.submit(data.load, p) for p in parts[:workers + 1]]
+        for i in range(len(parts)):
+            result = pending[i].result()
+            if i + workers + 1 < len(parts):
+                pending.append(pool.submit(data.load, parts[i + workers + 1]))
+            yield result
+
+
 def epoch_batches(data: Partitions, cfg: TrainConfig, epoch: int):
     """Yield (x, y) batches for one epoch; under DDP each rank gets a disjoint share."""
     rank, size = world()
     rng = np.random.default_rng([cfg.seed, epoch])
     n_batches = 0
-    for part in rng.permutation(data.train):
-        x, y, _ = data.load(str(part))
+    parts = [str(p) for p in rng.permutation(data.train)]
+    for x, y, _ in _partition_stream(data, parts, cfg.num_workers):
         order = rng.permutation(len(x))
         per_rank = len(order) // size            # equal counts keep DDP ranks in step
         order = order[rank * per_rank:(rank + 1) * per_rank]
@@ -272,6 +296,25 @@ def prepare_model_params(cfg: TrainConfig, data: Partitions) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Training
 
+# Keys a run may change and still be continued: raising num_epochs extends a finished run, as in
+# the reference. Anything else would silently train a different model on the old weights.
+RESUMABLE_CHANGES = frozenset({"num_epochs", "early_stopping_patience", "max_batches_per_epoch",
+                               "num_workers"})
+
+
+def check_resumable(cfg: TrainConfig) -> None:
+    """Raise if the run folder holds a run of a different config."""
+    stored = cfg.run_dir / "config.json"
+    if not stored.is_file():
+        return
+    before, now = json.loads(stored.read_text()), config_to_dict(cfg)
+    diff = sorted(k for k in set(before) | set(now)
+                  if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+    if diff:
+        raise ToolkitError(f"{cfg.run_dir} holds a run of another config (differs in "
+                           f"{', '.join(map(repr, diff))}); use another name or models_dir")
+
+
 METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_segment_acc", "cv_track_acc", "lr",
                  "epoch_seconds", "samples_per_s"]
 
@@ -296,7 +339,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
     stored = run / "config.json"
     start_epoch, history, best = 0, [], float("inf")
     if resume and (run / "last.pt").is_file():
-        # raising num_epochs extends a finished run, as in the reference
+        check_resumable(cfg)
         ck = load_checkpoint(run / "last.pt")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -323,7 +366,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
         net = torch.nn.parallel.DistributedDataParallel(model)
     patience_left = cfg.early_stopping_patience
     if patience_left is not None and history:
-        best_epoch = min(history, key=lambda r: r["cv_loss"])["epoch"]
+        best_epoch = min(history, key=lambda r: r["cv_loss"] if np.isfinite(r["cv_loss"])
+                         else r["train_loss"])["epoch"]
         patience_left -= history[-1]["epoch"] - best_epoch
     row = history[-1] if history else {}
     epochs_run = 0
@@ -358,8 +402,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
         if sched is not None:
             sched.step()
         history.append(row)
-        improved = cv["loss"] < best
-        best = min(best, cv["loss"])
+        # model selection on cv loss; without cv data (cv_split 0) on train loss
+        score = cv["loss"] if np.isfinite(cv["loss"]) else train_loss
+        improved = score < best
+        best = min(best, score)
         if patience_left is not None:
             patience_left = cfg.early_stopping_patience if improved else patience_left - 1
         if rank == 0:
@@ -400,6 +446,7 @@ def plot_learning_curve(run: Path, history: list[dict]) -> None:
     ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     ax.plot(epochs, [r["cv_loss"] for r in history], "s-", label="cv")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss")
     ax.set_title(run.name)
     ax.legend()

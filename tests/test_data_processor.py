@@ -339,3 +339,19 @@ def test_sample_configs_in_repo_are_valid():
     assert {c.stem for c in configs} >= {"mfcc_ae", "mfcc_classifier", "spectrum", "frames"}
     modes = {load_config(dp.DatasetConfig, c).mode for c in configs}
     assert modes == {"mfcc", "spectrum", "frames"}
+
+
+def test_stratified_partitions_hold_every_genre():
+    ids = np.arange(1000, 1080)
+    labels = np.repeat(np.arange(8), 10).astype(np.int32)
+    cfg = load_config(dp.DatasetConfig, {"name": "p", "seed": 3})
+    parts = dp.partition_tracks(ids, cfg, labels)
+    label_of = dict(zip(ids.tolist(), labels.tolist()))
+    for name in ("partition_cv", "partition_test"):
+        assert sorted(label_of[t] for t in parts[name]) == list(range(8))   # one of each
+    assert sorted(np.concatenate(list(parts.values()))) == list(ids)
+    again = dp.partition_tracks(ids[::-1], cfg, labels[::-1])
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
+    plain = load_config(dp.DatasetConfig, {"name": "p", "seed": 3, "stratify": False})
+    unstrat = dp.partition_tracks(ids, plain, labels)
+    assert not np.array_equal(unstrat["partition_cv"], parts["partition_cv"])

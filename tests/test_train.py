@@ -75,6 +75,9 @@ def test_resume_equals_uninterrupted(mfcc_cls_h5, tmp_path):
     assert len(metrics(parts.run_dir)) == 1
     with pytest.raises(ToolkitError, match="--resume"):
         tr.train(parts)
+    changed = cfg_of(mfcc_cls_h5, tmp_path / "parts", **{**kw, "lr": 0.1})
+    with pytest.raises(ToolkitError, match="'lr'"):
+        tr.train(changed, resume=True)
     tr.train(parts, resume=True)
     assert same_weights(weights(whole.run_dir), weights(parts.run_dir))
     timing = ("epoch_seconds", "samples_per_s")
@@ -199,3 +202,28 @@ def test_repo_configs_are_valid():
         load_config(cfg_cls, cfg.model_params)   # model params valid too
     with pytest.raises(ConfigError):
         load_config(tr.TrainConfig, {"name": "x"})
+
+
+def test_prefetch_workers_give_the_same_run(mfcc_ae_h5, tmp_path):
+    a = cfg_of(mfcc_ae_h5, tmp_path / "a", num_epochs=1)
+    b = cfg_of(mfcc_ae_h5, tmp_path / "b", num_epochs=1, num_workers=2)
+    tr.train(a)
+    tr.train(b)
+    assert same_weights(weights(a.run_dir), weights(b.run_dir))
+
+
+def test_without_cv_data_best_follows_train_loss(sample_set, tmp_path):
+    from conftest import _processed
+    h5 = _processed(sample_set, tmp_path / "d", name="nocv", scaler="minmax",
+                    segments_per_track=2, cv_split=0.0)
+    cfg = cfg_of(h5, tmp_path, num_epochs=2)
+    tr.train(cfg)
+    assert (cfg.run_dir / "best.pt").is_file()
+    model, _, _ = tr.load_trained(cfg.run_dir)
+    assert model is not None
+
+
+def test_not_a_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "x.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ToolkitError, match="not a readable HDF5"):
+        tr.Partitions(tmp_path / "x.h5")
