@@ -10,8 +10,10 @@ batch-norm VGGs for a whole sweep).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import sys
 import tempfile
 import types
 import typing as tp
@@ -23,6 +25,19 @@ class ToolkitError(Exception):
 
     CLIs print it on one line and exit 2; the server answers 4xx with ``{"error": message}``.
     """
+
+
+def user_errors_exit_2(main: tp.Callable[..., int]) -> tp.Callable[..., int]:
+    """Decorate a CLI ``main``: a ToolkitError prints as one ``error: ...`` line, exit code 2.
+    Programming errors still raise with their traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except ToolkitError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return wrapper
 
 
 class ConfigError(ToolkitError):
@@ -152,6 +167,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> None:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_json(path: str | os.PathLike, obj: tp.Any) -> None:

@@ -50,6 +50,7 @@ from config import (
     atomic_write_json,
     config_to_dict,
     load_config,
+    user_errors_exit_2,
 )
 
 FORMAT_VERSION = 1
@@ -739,34 +740,31 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    try:
-        if args.command == "sample":
-            from sample_music import write_sample_set
-            info = write_sample_set(args.out, tracks_per_genre=args.tracks_per_genre,
-                                    seconds=args.seconds, stems=args.stems, seed=args.seed,
-                                    workers=args.workers, overwrite=args.overwrite)
-            print(json.dumps(info))
-        elif args.command == "process":
-            cfg = load_config(DatasetConfig, args.config)
-            report = process_dataset(cfg, workers=args.workers, overwrite=args.overwrite,
-                                     shard=args.shard)
-            if report.get("already_done"):
-                print(f"{report['output']} is complete (same config); nothing to do")
-            else:
-                print(f"{report['output']}: {report['tracks_processed']} tracks, "
-                      f"{len(report['skipped'])} skipped (see {cfg.report_path}), "
-                      f"{report['seconds']} s")
-        elif args.command == "merge":
-            report = merge_shards(load_config(DatasetConfig, args.config))
-            print(f"{report['output']}: {report['tracks_processed']} tracks "
-                  f"from {report['shards']} shards")
-        elif args.command == "info":
-            print(json.dumps(dataset_summary(args.h5), indent=2))
-    except ToolkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "sample":
+        from sample_music import write_sample_set
+        info = write_sample_set(args.out, tracks_per_genre=args.tracks_per_genre,
+                                seconds=args.seconds, stems=args.stems, seed=args.seed,
+                                workers=args.workers, overwrite=args.overwrite)
+        print(json.dumps(info))
+    elif args.command == "process":
+        cfg = load_config(DatasetConfig, args.config)
+        report = process_dataset(cfg, workers=args.workers, overwrite=args.overwrite,
+                                 shard=args.shard)
+        if report.get("already_done"):
+            print(f"{report['output']} is complete (same config); nothing to do")
+        else:
+            print(f"{report['output']}: {report['tracks_processed']} tracks, "
+                  f"{len(report['skipped'])} skipped (see {cfg.report_path}), "
+                  f"{report['seconds']} s")
+    elif args.command == "merge":
+        report = merge_shards(load_config(DatasetConfig, args.config))
+        print(f"{report['output']}: {report['tracks_processed']} tracks "
+              f"from {report['shards']} shards")
+    elif args.command == "info":
+        print(json.dumps(dataset_summary(args.h5), indent=2))
     return 0
 
 

@@ -130,18 +130,9 @@ class ConvAutoencoder(EncoderMixin, nn.Module):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0, math.sqrt(2 / (k * k * m.out_channels)))
                 nn.init.zeros_(m.bias)
-        # FC layers: He for those followed by ReLU, Xavier for the code layer. PyTorch's default
-        # (and the reference's N(0, 0.01)) shrink the signal through the FC stack so much that
-        # a new model's code barely differs between inputs, and training starts very slowly.
-        for i, fc in enumerate(self.fc):
-            if i < len(self.fc) - 1:
-                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
-            else:
-                nn.init.xavier_normal_(fc.weight)
-            nn.init.zeros_(fc.bias)
-        for fc in getattr(self, "dfc", []):
-            nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
-            nn.init.zeros_(fc.bias)
+        # FC layers keep PyTorch's default init. Tried: He for the ReLU layers + Xavier for the
+        # code layer. It spreads a new model's codes 5x wider but saturates the sigmoid code:
+        # on the sample set cv MSE stalled at 0.0169 instead of reaching 0.0145 in 15 epochs.
 
     def _encode(self, x):
         x = _as_image(x, self.cfg.input_dims)
