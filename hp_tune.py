@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from config import ToolkitError, atomic_write_bytes, atomic_write_json, load_config
+from config import (
+    ToolkitError,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_config,
+    save_figure,
+    user_errors_exit_2,
+)
 from models import build_model, count_parameters
 from train import Partitions, TrainConfig, check_resumable, prepare_model_params, train
 
@@ -422,10 +429,7 @@ def plot_learning_curves(list_path: str | Path, out: Path) -> None:
     ax.set_ylabel("cv loss")
     ax.set_title(Path(list_path).parent.name or "runs")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
+    save_figure(fig, out)
 
 
 def report(list_path: str | Path, out_dir: str | Path | None = None) -> list[dict]:
@@ -481,21 +485,18 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    try:
-        if args.command == "generate":
-            generate(args.space, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset,
-                     epochs=args.epochs, models_dir=args.models_dir, min_params=args.min_params,
-                     max_params=args.max_params, max_draws=args.max_draws, tiny=args.tiny,
-                     optimizer=args.optimizer, overwrite=args.overwrite)
-        elif args.command == "train":
-            return 1 if train_list(args.list_path, device=args.device)["failed"] else 0
-        else:
-            report(args.list_path, args.out)
-    except ToolkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "generate":
+        generate(args.space, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset,
+                 epochs=args.epochs, models_dir=args.models_dir, min_params=args.min_params,
+                 max_params=args.max_params, max_draws=args.max_draws, tiny=args.tiny,
+                 optimizer=args.optimizer, overwrite=args.overwrite)
+    elif args.command == "train":
+        return 1 if train_list(args.list_path, device=args.device)["failed"] else 0
+    else:
+        report(args.list_path, args.out)
     return 0
 
 

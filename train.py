@@ -39,6 +39,8 @@ from config import (
     atomic_write_json,
     config_to_dict,
     load_config,
+    save_figure,
+    user_errors_exit_2,
 )
 from models import MODELS, build_model, count_parameters
 
@@ -451,10 +453,7 @@ def plot_learning_curve(run: Path, history: list[dict]) -> None:
     ax.set_title(run.name)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(run / "learning_curve.png", buf.getvalue())
+    save_figure(fig, run / "learning_curve.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,10 +518,7 @@ def plot_confusion(run: Path, cm: np.ndarray, genres: list[str]) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(run / "confusion_matrix.png", buf.getvalue())
+    save_figure(fig, run / "confusion_matrix.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,6 +533,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     try:
@@ -546,9 +543,6 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in out.items() if k != "confusion_matrix"}))
         else:
             train(cfg, resume=args.resume, device=args.device)
-    except ToolkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
