@@ -120,6 +120,7 @@ class DatasetConfig:
     mfcc_hops: int = 441
     n_fft: int = 1102
     frames_per_segment: int = 96
+    segment_hop: int | None = None         # MFCC frames between segment starts; null = no overlap
     # spectrum: 0.5 s Hann windows at 22050 Hz, log-magnitude rfft (5513 bins)
     window_size: int = 11025
     hop_length: int = 11025
@@ -132,7 +133,7 @@ class DatasetConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"key {key!r} must be positive, got {getattr(self, key)}")
-        for key in ("num_tracks", "segments_per_track"):
+        for key in ("num_tracks", "segments_per_track", "segment_hop"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"key {key!r} must be positive or null")
         for key in ("cv_split", "test_split"):
@@ -165,15 +166,21 @@ class DatasetConfig:
 # Features: NumPy in, NumPy out
 
 def mfcc_segments(y: np.ndarray, sr: int, *, num_mfcc: int = 64, n_mels: int = 128,
-                  hop_length: int = 441, n_fft: int = 1102,
-                  frames_per_segment: int = 96) -> np.ndarray:
-    """MFCCs of mono ``y`` cut into non-overlapping segments, shape (N, num_mfcc, frames)."""
+                  hop_length: int = 441, n_fft: int = 1102, frames_per_segment: int = 96,
+                  segment_hop: int | None = None) -> np.ndarray:
+    """MFCCs of mono ``y`` cut into segments, shape (N, num_mfcc, frames_per_segment).
+
+    Segments start every ``segment_hop`` MFCC frames (default: back to back, as the
+    reference); a smaller hop gives overlapping segments.
+    """
     import librosa
     m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=num_mfcc, n_fft=n_fft, hop_length=hop_length,
                              n_mels=n_mels)
-    n = m.shape[1] // frames_per_segment
-    m = m[:, :n * frames_per_segment].reshape(num_mfcc, n, frames_per_segment)
-    return np.ascontiguousarray(m.transpose(1, 0, 2), dtype=np.float32)
+    hop = segment_hop or frames_per_segment
+    if m.shape[1] < frames_per_segment:
+        return np.zeros((0, num_mfcc, frames_per_segment), np.float32)
+    segs = librosa.util.frame(m, frame_length=frames_per_segment, hop_length=hop, axis=-1)
+    return np.ascontiguousarray(segs.transpose(2, 0, 1), dtype=np.float32)  # (N, mfcc, frames)
 
 
 def spectrum_segments(y: np.ndarray, *, window_size: int = 11025,
@@ -197,18 +204,22 @@ def raw_frame_segments(y: np.ndarray, *, segment_samples: int = 16000) -> np.nda
     return np.ascontiguousarray(y[:n * segment_samples].reshape(n, segment_samples))
 
 
-def segment_seconds(cfg: DatasetConfig) -> float:
-    """Length of audio one segment covers, and the stride between segments."""
-    return {"mfcc": cfg.mfcc_hops * cfg.frames_per_segment / cfg.sr,
-            "spectrum": cfg.hop_length / cfg.sr,
-            "frames": cfg.segment_samples / cfg.sr}[cfg.mode]
+def segment_seconds(cfg: DatasetConfig) -> tuple[float, float]:
+    """(length of audio one segment covers, stride between segment starts), in seconds."""
+    if cfg.mode == "mfcc":
+        frame = cfg.mfcc_hops / cfg.sr
+        return frame * cfg.frames_per_segment, frame * (cfg.segment_hop or cfg.frames_per_segment)
+    if cfg.mode == "spectrum":
+        return cfg.window_size / cfg.sr, cfg.hop_length / cfg.sr
+    return cfg.segment_samples / cfg.sr, cfg.segment_samples / cfg.sr
 
 
 def track_features(y: np.ndarray, sr: int, cfg: DatasetConfig) -> np.ndarray:
     if cfg.mode == "mfcc":
         return mfcc_segments(y, sr, num_mfcc=cfg.num_mfcc, n_mels=cfg.n_mels,
                              hop_length=cfg.mfcc_hops, n_fft=cfg.n_fft,
-                             frames_per_segment=cfg.frames_per_segment)
+                             frames_per_segment=cfg.frames_per_segment,
+                             segment_hop=cfg.segment_hop)
     if cfg.mode == "spectrum":
         return spectrum_segments(y, window_size=cfg.window_size, hop_length=cfg.hop_length)
     return raw_frame_segments(y, segment_samples=cfg.segment_samples)
@@ -492,7 +503,8 @@ def write_dataset(out_path: Path, cfg: DatasetConfig, catalog: Catalog,
             f.attrs.update({"format_version": FORMAT_VERSION, "mode": cfg.mode,
                             "config": json.dumps(config_to_dict(cfg), sort_keys=True),
                             "scaler": scaler, "genres": json.dumps(catalog.genres),
-                            "segment_seconds": segment_seconds(cfg)})
+                            "segment_seconds": segment_seconds(cfg)[0],
+                            "hop_seconds": segment_seconds(cfg)[1]})
             f.attrs.update(extra_attrs or {})
             sg = f.create_group("scaler")
             sg.attrs["kind"] = scaler

@@ -359,7 +359,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
             "dataset_path": str(cfg.dataset_path), "genres": data.genres,
             "input_shape": list(data.input_shape), "model_params": params,
             "mode": data.attrs.get("mode"), "config": json.loads(data.attrs.get("config", "{}")),
-            "segment_seconds": float(data.attrs.get("segment_seconds", 0.0))})
+            "segment_seconds": float(data.attrs.get("segment_seconds", 0.0)),
+            "hop_seconds": float(data.attrs.get("hop_seconds", 0.0))})
         buf = io.BytesIO()
         np.savez(buf, **data.scaler)
         atomic_write_bytes(run / "scaler.npz", buf.getvalue())

@@ -50,6 +50,17 @@ def test_mfcc_segments_match_librosa_and_published_shape():
     np.testing.assert_allclose(segs[3], ref[:, 3 * 96:4 * 96], rtol=1e-5, atol=1e-4)
 
 
+def test_overlapping_mfcc_segments():
+    y = np.random.default_rng(1).standard_normal(5 * 44100).astype(np.float32) * 0.1
+    whole = dp.mfcc_segments(y, 44100)
+    half = dp.mfcc_segments(y, 44100, segment_hop=48)
+    assert whole.shape == (5, 64, 96) and half.shape == (2 * 5 - 1, 64, 96)
+    np.testing.assert_array_equal(half[::2], whole)          # every other one is the same
+    np.testing.assert_array_equal(half[1, :, :48], whole[0, :, 48:])
+    cfg = load_config(dp.DatasetConfig, {"name": "x", "segment_hop": 48})
+    assert dp.segment_seconds(cfg) == pytest.approx((0.96, 0.48))
+
+
 def test_spectrum_segments_peak_at_the_tone():
     sr = 22050
     y = np.sin(2 * np.pi * 1000 * np.arange(sr * 2) / sr).astype(np.float32)
