@@ -85,3 +85,27 @@ def train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
            "lr": 1e-3, "model_params": params}
     cfg.update(overrides)
     return cfg
+
+
+def _trained(h5: Path, root: Path, model: str, **overrides) -> Path:
+    from config import load_config
+    from train import TrainConfig, train
+    cfg = load_config(TrainConfig, train_config(h5, root, model, **overrides))
+    train(cfg)
+    return cfg.run_dir
+
+
+@pytest.fixture(scope="session")
+def ae_run(mfcc_ae_h5, tmp_path_factory) -> Path:
+    """A tiny conv autoencoder trained for 2 epochs on the sample set."""
+    return _trained(mfcc_ae_h5, tmp_path_factory.mktemp("ae_run"), "conv_autoencoder")
+
+
+@pytest.fixture(scope="session")
+def classifier_run(mfcc_cls_h5, tmp_path_factory) -> Path:
+    return _trained(mfcc_cls_h5, tmp_path_factory.mktemp("cls_run"), "cnn_classifier")
+
+
+@pytest.fixture(scope="session")
+def spectrum_run(spectrum_h5, tmp_path_factory) -> Path:
+    return _trained(spectrum_h5, tmp_path_factory.mktemp("spec_run"), "dense_autoencoder")
