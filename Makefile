@@ -47,6 +47,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP)
+bench: models
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/encode.py

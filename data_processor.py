@@ -358,9 +358,13 @@ def run_tracks(jobs: list[tuple], workers: int, desc: str) -> list[dict]:
     bar = tqdm(total=len(jobs), desc=desc, unit="track", disable=None)
     try:
         if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                results.append(_process_one(job))
-                bar.update()
+            # one BLAS thread here too: the mel-filter matmul's rounding depends on the thread
+            # count, and a dataset must not depend on --workers
+            from threadpoolctl import threadpool_limits
+            with threadpool_limits(1):
+                for job in jobs:
+                    results.append(_process_one(job))
+                    bar.update()
         else:
             ctx = get_context("fork")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_limit_threads) as ex:

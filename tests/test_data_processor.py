@@ -170,13 +170,15 @@ def test_scaler_is_fitted_on_train_only(sample_set, tmp_path, kind):
         assert train_scaled.min() >= -1e-6 and train_scaled.max() <= 1 + 1e-6
 
 
-def test_two_workers_give_identical_output(sample_set, tmp_path):
-    one = cfg_of(sample_set, tmp_path / "1", mode="spectrum", sr=22050, segments_per_track=2)
-    two = cfg_of(sample_set, tmp_path / "2", mode="spectrum", sr=22050, segments_per_track=2)
+@pytest.mark.parametrize("mode, sr, shape", [("mfcc", 44100, (64, 96)),
+                                             ("spectrum", 22050, (5513,))])
+def test_two_workers_give_identical_output(sample_set, tmp_path, mode, sr, shape):
+    one = cfg_of(sample_set, tmp_path / "1", mode=mode, sr=sr, segments_per_track=2)
+    two = cfg_of(sample_set, tmp_path / "2", mode=mode, sr=sr, segments_per_track=2)
     dp.process_dataset(one, workers=1)
     dp.process_dataset(two, workers=2)
-    assert_same(contents(one.h5_path), contents(two.h5_path))
-    assert dp.read_partition(one.h5_path, "partition_cv")["segment_data"].shape[1:] == (5513,)
+    assert_same(contents(one.h5_path), contents(two.h5_path))    # bit for bit
+    assert dp.read_partition(one.h5_path, "partition_cv")["segment_data"].shape[1:] == shape
 
 
 def test_frames_mode(sample_set, tmp_path):
