@@ -380,8 +380,12 @@ def mapped_timeline(source, run_dir: str | Path, *, method: str = "pca",
                     layer: str | None = None, scaling: str = "standard",
                     per: str = "features", fps: float = 30.0, smoothing: float = 0.0,
                     assign: str = "deterministic", seed: int | None = None,
-                    hop_seconds: float | None = None) -> FeatureTimeline:
-    """Song → 10 parameter tracks in [0, 1] at ``fps``: the playground's timeline."""
+                    hop_seconds: float | None = None, blur: int | None = None) -> FeatureTimeline:
+    """Song → 10 parameter tracks in [0, 1] at ``fps``: the playground's timeline.
+
+    ``blur`` (frames) applies the spectrum model's centred box mean and per-song min-max
+    scaling after the EWMA, e.g. 50 frames for slow, sweeping parameters.
+    """
     if fps <= 0 or fps > 240:
         raise ToolkitError(f"fps must be in (0, 240], got {fps}")
     if not 0 <= smoothing < 1:
@@ -392,6 +396,10 @@ def mapped_timeline(source, run_dir: str | Path, *, method: str = "pca",
     frames = interpolate_frames(feats.times, values, fps, feats.meta["duration"])
     if smoothing:
         frames = ewma(frames, 1 - smoothing)
+    if blur is not None:
+        if blur < 1:
+            raise ToolkitError(f"blur must be a number of frames >= 1, got {blur}")
+        frames = multiscale_blur(frames, sizes=(blur,))[f"blur{blur}"]
     perm, used_seed = assign_parameters(values.shape[1], assign, seed=seed,
                                         feature_variance=mapping.feature_variance)
     frames = frames[:, perm]
@@ -399,7 +407,7 @@ def mapped_timeline(source, run_dir: str | Path, *, method: str = "pca",
                            frames=np.clip(frames, 0, 1), start=0.0,
                            meta={"method": method, "layer": feats.meta["layer"],
                                  "scaling": scaling, "per": per, "smoothing": smoothing,
-                                 "assignment": assign, "seed": used_seed,
+                                 "assignment": assign, "seed": used_seed, "blur": blur,
                                  "permutation": perm.tolist(),
                                  "duration": feats.meta["duration"]})
 
@@ -461,6 +469,8 @@ def get_parser() -> argparse.ArgumentParser:
     t.add_argument("--assign", default="deterministic",
                    choices=["deterministic", "random", "ranked"])
     t.add_argument("--hop", type=float, help="seconds between encoded segments")
+    t.add_argument("--blur", type=int, help="box blur over this many frames, then min-max "
+                   f"per song (the spectrum model used {', '.join(map(str, BLUR_SIZES))})")
     t.add_argument("-o", "--out", required=True)
     return p
 
@@ -481,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         tl = mapped_timeline(args.song, args.run, method=args.method, layer=args.layer,
                              scaling=args.scaling, per=args.per, fps=args.fps,
                              smoothing=args.smoothing, assign=args.assign, seed=args.seed,
-                             hop_seconds=args.hop)
+                             hop_seconds=args.hop, blur=args.blur)
         atomic_write_json(args.out, tl.to_json())
         print(f"{args.out}: {len(tl.frames)} frames at {tl.fps:g} fps "
               f"(assignment {tl.meta['assignment']}, seed {tl.meta['seed']})")

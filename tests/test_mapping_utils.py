@@ -141,6 +141,17 @@ def test_mapped_timeline_honours_fps(ae_run, song, tmp_path):
     assert len(d["names"]) == 10 and sorted(d["permutation"]) == list(range(10))
 
 
+def test_blurred_timeline_is_slower_and_spans_the_range(ae_run, song):
+    sharp = mu.mapped_timeline(song, ae_run, fps=30)
+    slow = mu.mapped_timeline(song, ae_run, fps=30, blur=50)
+    assert slow.frames.shape == sharp.frames.shape and slow.meta["blur"] == 50
+    assert np.allclose(slow.frames.min(0), 0) and np.allclose(slow.frames.max(0), 1)
+    step = lambda x: np.abs(np.diff(x, axis=0)).mean()  # noqa: E731
+    assert step(slow.frames) < step(sharp.frames)
+    with pytest.raises(ToolkitError, match="blur"):
+        mu.mapped_timeline(song, ae_run, fps=30, blur=0)
+
+
 def test_dsp_baseline_follows_the_bass():
     sr, fps = 22050, 30
     t = np.arange(sr * 6) / sr
