@@ -481,7 +481,6 @@ def write_dataset(out_path: Path, cfg: DatasetConfig, catalog: Catalog,
     With a scaler, a first pass fits it on the train partitions, the second writes scaled data.
     """
     label_of = dict(zip(catalog.ids.tolist(), catalog.labels.tolist()))
-    path_of = dict(zip(catalog.ids.tolist(), catalog.paths))
     params: dict[str, np.ndarray] = {}
     if scaler != "none":
         fit = None
@@ -521,7 +520,7 @@ def write_dataset(out_path: Path, cfg: DatasetConfig, catalog: Catalog,
                               dtype=h5py.string_dtype())
             for part, ids in parts.items():
                 counts[part] = _write_partition(f.create_group(part), ids, source, params,
-                                                label_of, path_of)
+                                                label_of)
                 f.attrs[f"{part}_cached"] = True
                 f.attrs[f"{part}_scaled"] = bool(params)
         os.replace(tmp, out_path)
@@ -532,7 +531,7 @@ def write_dataset(out_path: Path, cfg: DatasetConfig, catalog: Catalog,
 
 
 def _write_partition(g: h5py.Group, ids: np.ndarray, source: SegmentSource, params: dict,
-                     label_of: dict, path_of: dict) -> dict:
+                     label_of: dict) -> dict:
     done, data = [], None
     seg_ids, seg_pos = [], []
     for tid in tqdm(ids, desc=f"write {g.name.strip('/')}", unit="track", disable=None,

@@ -274,12 +274,10 @@ def fit_mapping(run_dir: str | Path, method: str, *, layer: str | None = None,
                 scaling: str = "standard", per: str = "features", seed: int = 0,
                 max_segments: int = 20000) -> Mapping:
     """Fit a mapping on the run's train partitions and save it in the run folder."""
-    from data_processor import is_train
+    from train import Partitions
     run = get_run(run_dir)
     layer = layer or run.model.default_layer
-    import h5py
-    with h5py.File(run.info["dataset_path"], "r") as f:
-        parts = sorted(p for p in f if is_train(p))
+    parts = Partitions(run.info["dataset_path"]).train
     x = np.concatenate([encode_partition(run_dir, p, layer, max_segments=max_segments, seed=seed)
                         for p in parts])
     m = Mapping(method=method, scaling=scaling, per=per, seed=seed, layer=layer).fit(x)

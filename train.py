@@ -489,19 +489,41 @@ def evaluate_run(cfg: TrainConfig, device: str = "cpu") -> dict:
                    genres=data.genres)
         plot_confusion(cfg.run_dir, cm, data.genres)
     else:
-        # baseline: predict every position by its train mean; its MSE is the mean per-position
-        # variance of the test data around the train mean
-        x, _, _ = data.load("partition_test")
-        train_mean = np.zeros(data.input_shape, np.float64)
-        n = 0
-        for part in data.train:
-            xt, _, _ = data.load(part)
-            train_mean += xt.sum(0)
-            n += len(xt)
-        train_mean /= n
-        out["baseline_mse_per_position_mean"] = float(((x - train_mean) ** 2).mean())
-        out["mse_ratio_to_baseline"] = out["test_loss"] / out["baseline_mse_per_position_mean"]
+        out.update(autoencoder_references(model, data, out["test_loss"]))
     atomic_write_json(cfg.run_dir / "test_metrics.json", out)
+    return out
+
+
+def autoencoder_references(model, data: Partitions, test_mse: float, *,
+                           max_train: int = 5000) -> dict:
+    """What an autoencoder's test MSE should be judged against.
+
+    * per-position baseline: predict every position by its train mean (the mean per-position
+      variance of the test data around it);
+    * PCA with as many components as the code, fitted on (up to ``max_train``) train segments:
+      the best *linear* code of that size;
+    * within-segment share: the part of the baseline that is variation along the last axis
+      (frame to frame for MFCC segments), which a small per-segment code can hardly carry.
+    """
+    from sklearn.decomposition import PCA
+    x, _, _ = data.load("partition_test")
+    train = np.concatenate([data.load(p)[0] for p in data.train])
+    mean = train.mean(0, dtype=np.float64)
+    baseline = float(((x - mean) ** 2).mean())
+    rng = np.random.default_rng(0)
+    fit = train[rng.choice(len(train), min(len(train), max_train), replace=False)]
+    code = int(model.encode(torch.from_numpy(x[:1])).shape[1])
+    flat = lambda a: (a - mean).reshape(len(a), -1)  # noqa: E731
+    pca = PCA(min(code, len(fit)), svd_solver="randomized", random_state=0).fit(flat(fit))
+    resid = flat(x) - pca.inverse_transform(pca.transform(flat(x)))
+    out = {"baseline_mse_per_position_mean": baseline,
+           "mse_ratio_to_baseline": test_mse / baseline,
+           "pca_components": pca.n_components_,
+           "pca_mse": float((resid ** 2).mean()),
+           "pca_mse_ratio_to_baseline": float((resid ** 2).mean()) / baseline}
+    if x.ndim == 3:
+        out["within_segment_share"] = float(((x - x.mean(-1, keepdims=True)) ** 2).mean()
+                                            / baseline)
     return out
 
 

@@ -128,6 +128,10 @@ def test_autoencoder_test_reports_the_variance_baseline(mfcc_ae_h5, tmp_path):
     assert out["baseline_mse_per_position_mean"] > 0
     assert out["mse_ratio_to_baseline"] == pytest.approx(
         out["test_loss"] / out["baseline_mse_per_position_mean"])
+    # an orthogonal projection never increases the residual: PCA is at most the baseline
+    assert out["pca_components"] == 10
+    assert 0 < out["pca_mse"] <= out["baseline_mse_per_position_mean"]
+    assert 0 < out["within_segment_share"] < 1
 
 
 def test_track_vote_accuracy_known_values():
