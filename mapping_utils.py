@@ -155,6 +155,33 @@ def encode_track(source: str | Path | tuple[np.ndarray, int], run_dir: str | Pat
                            meta={"layer": layer, "duration": len(y) / run.sr})
 
 
+def genre_probabilities(source: str | Path | tuple[np.ndarray, int], run_dir: str | Path,
+                        *, hop_seconds: float | None = None) -> dict[str, float]:
+    """A classifier run's genre probabilities for a whole song: the softmax of each segment's
+    logits (eval mode), averaged over the song's segments. Keys are the run's genre names."""
+    run = get_run(run_dir)
+    genres = run.info.get("genres")
+    if not hasattr(run.model, "classifier") or not genres:
+        raise ToolkitError(f"{run_dir}: not a genre classifier run")
+    if isinstance(source, tuple):
+        from audio_io import resample, to_channels
+        audio, sr = source
+        y = resample(to_channels(np.asarray(audio, np.float32).reshape(-1, audio.shape[-1]), 1),
+                     sr, run.sr)[0]
+    else:
+        y = load_audio(source, sr=run.sr, mono=True)[0][0]
+    segs, _ = run.segments(y, hop_seconds or run.segment_length())
+    if len(segs) == 0:
+        raise ToolkitError(f"the audio ({len(y) / run.sr:.2f} s) is shorter than one "
+                           f"{run.segment_length():.2f} s segment")
+    with run.lock, torch.inference_mode():
+        run.model.eval()
+        logits = torch.cat([run.model(torch.from_numpy(segs[i:i + 256]).to(run.device)).cpu()
+                            for i in range(0, len(segs), 256)])
+    p = torch.softmax(logits.float(), dim=1).mean(0).numpy()
+    return {g: float(v) for g, v in zip(genres, p)}
+
+
 def encode_partition(run_dir: str | Path, part: str, layer: str | None = None, *,
                      max_segments: int | None = None, seed: int = 0) -> np.ndarray:
     """Encodings of a stored dataset partition (already scaled), e.g. for fitting mappings."""
@@ -241,13 +268,17 @@ class Mapping:
         return np.clip(y, 0.0, 1.0).astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
+        """Saved as a plain dict of fields (sklearn steps inside), never as a pickled
+        ``Mapping``: a class pickled from ``python mapping_utils.py`` would be ``__main__.Mapping``
+        and fail to load anywhere else."""
         import io
 
         import joblib
 
         from config import atomic_write_bytes
         buf = io.BytesIO()
-        joblib.dump(self, buf)
+        joblib.dump({"format": "mapping/1", "fields": dataclasses.asdict(self) |
+                     {"steps": self.steps, "out_params": self.out_params}}, buf)
         atomic_write_bytes(path, buf.getvalue())
         return Path(path)
 
@@ -257,7 +288,18 @@ class Mapping:
         if not Path(path).is_file():
             raise ToolkitError(f"mapping {path} not found; fit it with "
                                "'python mapping_utils.py fit --run RUN --method METHOD'")
-        return joblib.load(path)
+        try:
+            data = joblib.load(path)
+        except (AttributeError, ModuleNotFoundError, EOFError, ValueError) as e:
+            raise StaleMappingError(f"mapping {path} cannot be read ({e}); refit it with "
+                                    "'python mapping_utils.py fit ...'") from None
+        if not isinstance(data, dict) or data.get("format") != "mapping/1":
+            raise StaleMappingError(f"mapping {path} has an old format; refit it")
+        return Mapping(**data["fields"])
+
+
+class StaleMappingError(ToolkitError):
+    """A saved mapping from an older version, refitted automatically by :func:`get_mapping`."""
 
 
 def _kmeans_similarity(km, y: np.ndarray) -> np.ndarray:
@@ -295,8 +337,12 @@ def get_mapping(run_dir: str | Path, method: str, *, layer: str | None = None,
         cached = _MAPPINGS.get(key)
     if cached is not None and path.is_file() and cached[0] == path.stat().st_mtime_ns:
         return cached[1]
-    m = (Mapping.load(path) if path.is_file() else
-         fit_mapping(run_dir, method, layer=layer, scaling=scaling, per=per, seed=seed))
+    try:
+        m = Mapping.load(path) if path.is_file() else None
+    except StaleMappingError:
+        m = None
+    if m is None:
+        m = fit_mapping(run_dir, method, layer=layer, scaling=scaling, per=per, seed=seed)
     with _RUNS_LOCK:
         _MAPPINGS[key] = (path.stat().st_mtime_ns, m)
     return m

@@ -109,3 +109,20 @@ def classifier_run(mfcc_cls_h5, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def spectrum_run(spectrum_h5, tmp_path_factory) -> Path:
     return _trained(spectrum_h5, tmp_path_factory.mktemp("spec_run"), "dense_autoencoder")
+
+
+@pytest.fixture(scope="session")
+def playground_models(ae_run, classifier_run, tmp_path_factory) -> Path:
+    """A models folder as the playground sees it: an autoencoder and a classifier run."""
+    root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(ae_run, root / "sample" / "conv_ae")
+    shutil.copytree(classifier_run, root / "sample" / "classifier")
+    return root
+
+
+def make_app(data_dir: Path, sample_set: Path, models: Path, **overrides):
+    from api import create_app
+    cfg = {"data_dir": str(data_dir), "fma_dir": str(sample_set), "models_dir": str(models),
+           "testing": True}
+    cfg.update(overrides)
+    return create_app(cfg)

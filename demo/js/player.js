@@ -1,0 +1,95 @@
+// Audio playback on the Web Audio clock.
+//
+// The whole song is decoded into an AudioBuffer and played by an AudioBufferSourceNode, so the
+// playback position is derived from AudioContext.currentTime (sample-accurate), not from a
+// frame counter or <audio>.currentTime. The position reported to the visuals is what the
+// listener hears now: the context time minus the output latency of the device.
+export class AudioPlayer {
+  constructor() {
+    this.ctx = new AudioContext({ latencyHint: 'interactive' });
+    this.gain = this.ctx.createGain();
+    this.gain.connect(this.ctx.destination);
+    this.streamDest = this.ctx.createMediaStreamDestination();  // for video export
+    this.gain.connect(this.streamDest);
+    this.buffer = null;
+    this.source = null;
+    this.offset = 0;        // song position at the last start/pause/seek
+    this.startedAt = 0;     // context time of the last start
+    this.playing = false;
+    this.onended = null;
+  }
+
+  get duration() { return this.buffer ? this.buffer.duration : 0; }
+
+  latency() {
+    const c = this.ctx;
+    return (c.outputLatency || 0) + (c.baseLatency || 0);
+  }
+
+  async load(url) {
+    this.stop();
+    const resp = await fetch(url, { credentials: 'same-origin' });
+    if (!resp.ok) throw new Error(`audio: ${resp.status} ${resp.statusText}`);
+    const data = await resp.arrayBuffer();
+    this.buffer = await this.ctx.decodeAudioData(data);
+    this.offset = 0;
+    return this.buffer;
+  }
+
+  // Song time the listener hears now (seconds), clamped to the song.
+  currentTime() {
+    if (!this.buffer) return 0;
+    if (!this.playing) return this.offset;
+    const t = this.offset + (this.ctx.currentTime - this.startedAt) - this.latency();
+    return Math.min(Math.max(t, 0), this.buffer.duration);
+  }
+
+  async play() {
+    if (!this.buffer || this.playing) return;
+    await this.ctx.resume();
+    if (this.offset >= this.buffer.duration) this.offset = 0;
+    const src = this.ctx.createBufferSource();
+    src.buffer = this.buffer;
+    src.connect(this.gain);
+    src.onended = () => {
+      if (this.source !== src) return;
+      this.playing = false;
+      this.offset = this.buffer.duration;
+      this.source = null;
+      if (this.onended) this.onended();
+    };
+    this.startedAt = this.ctx.currentTime;
+    src.start(0, this.offset);
+    this.source = src;
+    this.playing = true;
+  }
+
+  pause() {
+    if (!this.playing) return;
+    this.offset = Math.min(this.offset + this.ctx.currentTime - this.startedAt, this.duration);
+    this.stop();
+  }
+
+  stop() {
+    if (this.source) {
+      const src = this.source;
+      this.source = null;
+      src.onended = null;
+      try { src.stop(); } catch (e) { /* already stopped */ }
+      src.disconnect();
+    }
+    this.playing = false;
+  }
+
+  async seek(t) {
+    const wasPlaying = this.playing;
+    this.stop();
+    this.offset = Math.min(Math.max(t, 0), this.duration);
+    if (wasPlaying) await this.play();
+  }
+}
+
+export function formatTime(t) {
+  const s = Math.max(0, Math.floor(t));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
