@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make playground   sample data, processed datasets (then models and the server, as they land)
-#   make test         the whole test suite
+#   make playground   venv, npm packages, sample data, datasets, models; then serves the playground
+#   make test         the whole test suite (installs Debian's chromium for the browser tests)
 # Both are idempotent: a second run reuses the venv, the data and the datasets.
 
 PYTHON ?= python3
@@ -10,6 +10,10 @@ STAMP  := $(VENV)/.installed
 SAMPLE_TRACKS_PER_GENRE ?= 10
 DATASET_CONFIGS := $(wildcard datasets/processed/samples/*.json)
 PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier.json
+NODE_STAMP := demo/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+HOST ?= 127.0.0.1
+PORT ?= 5000
 
 .PHONY: playground test lint bench venv sample datasets models
 
@@ -20,6 +24,15 @@ $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+# three.js from npm, exactly as package-lock.json pins it.
+$(NODE_STAMP): demo/package.json demo/package-lock.json
+	cd demo && npm ci --no-audit --no-fund
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 datasets/fma/fma_metadata/tracks.csv: | $(STAMP)
 	$(PY) data_processor.py sample --out datasets/fma --tracks-per-genre $(SAMPLE_TRACKS_PER_GENRE) --seed 0
@@ -35,12 +48,10 @@ models: datasets
 	@for c in $(PLAYGROUND_MODELS); do \
 	  $(PY) train.py -c $$c --resume && $(PY) train.py test -c $$c || exit $$?; done
 
-playground: models
-	@echo "Sample set in datasets/fma, datasets in datasets/processed/sample,"
-	@echo "trained models in models/runs/playground (test metrics in each run's test_metrics.json)."
-	@echo "(The web playground arrives with the next issue.)"
+playground: models $(NODE_STAMP)
+	$(PY) api.py --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
@@ -51,3 +62,4 @@ bench: models
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/encode.py
+	$(PY) bench/api_load.py
