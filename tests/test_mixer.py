@@ -1,0 +1,320 @@
+"""Stem mixer without HTTP: Demucs through its real loading code (a tiny random HTDemucs saved
+in demucs' local-repo format), the DSP backend, SDR, mixing math, personalised gains."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import warnings
+
+import numpy as np
+import pyloudnorm as pyln
+import pytest
+import soundfile as sf
+import torch
+
+import mixer_api
+import mixer_gains as mg
+import mixer_render as mr
+import mixer_separation as ms
+from config import ConfigError
+from sample_music import render_track
+
+SR = 44100
+
+
+def make_tiny_repo(folder, name="tinyht"):
+    """A randomly initialised HTDemucs (70 k parameters, 2 s segments) saved exactly as demucs
+    expects a local repo: ``<sig>-<sha256[:8]>.th`` (klass/args/kwargs/state) + ``<name>.yaml``."""
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import get_state, save_with_checksum
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HTDemucs(list(ms.STEMS), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
+                         t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+    args, kwargs = model._init_args_kwargs
+    save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
+                        "state": get_state(model, None, half=False)}, folder / "0a1b2c3d.th")
+    (folder / f"{name}.yaml").write_text("models: ['0a1b2c3d']\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory):
+    return make_tiny_repo(tmp_path_factory.mktemp("demucs_repo"))
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """6 s of the synthetic Rock genre: the true stems and the mix as a stereo WAV."""
+    stems, _ = render_track("Rock", 3, seed=1, seconds=6.0)
+    path = tmp_path_factory.mktemp("song") / "song.wav"
+    mix = sum(stems.values())
+    sf.write(path, mix.T, SR, subtype="FLOAT")
+    return path, stems, mix
+
+
+# ------------------------------------------------------------------------------ demucs
+
+@pytest.mark.parametrize("shifts", [0, 1])
+def test_streaming_demucs_equals_apply_model(tiny_repo, shifts):
+    from demucs.apply import apply_model
+    model = ms.load_demucs("tinyht", tiny_repo).model
+    torch.manual_seed(1)
+    x = torch.randn(1, 2, int(4.3 * SR)) * 0.3
+    random.seed(5)
+    expected = apply_model(model, x, shifts=shifts, split=True, overlap=0.25)[0].numpy()
+    blocks, seen = [], []
+    random.seed(5)
+    ms.demucs_stream(model, x, shifts=shifts, on_output=blocks.append, on_progress=seen.append)
+    assert len(blocks) > 1                                  # written as it goes, not at the end
+    np.testing.assert_allclose(np.concatenate(blocks, -1), expected, atol=1e-5)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_separate_demucs_matches_separator_and_writes_stems(tiny_repo, song, tmp_path):
+    path, _, mix = song
+    stages = []
+    random.seed(7)
+    manifest = ms.separate(path, tmp_path / "out", backend="demucs", model="tinyht",
+                           repo=tiny_repo, progress=lambda f, s: stages.append((f, s)))
+    assert manifest["sources"] == list(ms.STEMS) and manifest["frames"] == mix.shape[1]
+    fractions = [f for f, _ in stages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum(1 for _, s in stages if s == "separating") >= 3          # per-chunk progress
+    ours, sr = ms.load_stems(tmp_path / "out")
+    separator = ms.load_demucs("tinyht", tiny_repo)
+    random.seed(7)
+    _, ref = separator.separate_tensor(torch.from_numpy(mix), SR)       # same seed, same shift
+    for s in ms.STEMS:
+        np.testing.assert_allclose(ours[s], ref[s].numpy(), atol=2e-4)
+    assert not list((tmp_path / "out").glob(".*"))                       # no scratch left
+
+
+def test_demucs_resamples_and_upmixes_mono(tiny_repo, song, tmp_path):
+    path, _, mix = song
+    mono = tmp_path / "mono22k.flac"
+    sf.write(mono, mix.mean(0)[::2], 22050)
+    manifest = ms.separate(mono, tmp_path / "out", backend="demucs", model="tinyht",
+                           repo=tiny_repo, shifts=0)
+    stems, sr = ms.load_stems(tmp_path / "out")
+    assert sr == SR and manifest["source_sample_rate"] == 22050
+    assert all(a.shape == (2, 2 * (mix.shape[1] // 2)) for a in stems.values())
+
+
+def test_missing_weights_say_where_to_put_which_files(tmp_path, monkeypatch, song, capsys):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    empty = tmp_path / "repo"
+    empty.mkdir()
+    with pytest.raises(ms.SeparationError) as err:
+        ms.check_demucs_weights("htdemucs", empty)
+    msg = str(err.value)
+    assert "htdemucs.yaml" in msg and "955717e8-8726e21a.th" in msg and "--demucs-repo" in msg
+    with pytest.raises(ms.SeparationError, match="not on this machine"):
+        ms.check_demucs_weights("htdemucs", None)
+    code = mixer_api.main(["separate", str(song[0]), "-o", str(tmp_path / "o"),
+                           "--demucs-repo", str(empty)])
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err_lines[-1].startswith("error: Demucs model 'htdemucs' is not in")
+
+
+def test_corrupt_weights_are_a_clear_error(tiny_repo, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "tinyht.yaml").write_text("models: ['0a1b2c3d']\n")
+    (bad / "0a1b2c3d-deadbeef.th").write_bytes(b"not a checkpoint")
+    with pytest.raises(ms.SeparationError, match="cannot load Demucs model 'tinyht'.*checksum"):
+        ms.load_demucs("tinyht", bad)
+
+
+# ------------------------------------------------------------------------------ dsp + sdr
+
+def test_dsp_blocks_crossfade_and_sum_to_the_mix(song, tmp_path):
+    path, true_stems, mix = song
+    written = []
+
+    class Writer:
+        def write(self, block):
+            written.append(block)
+
+        def abort(self):
+            pass
+    ms._dsp_separate(path, lambda sr, sources: Writer(), block_seconds=2.5, fade_seconds=0.5,
+                     progress=lambda f, s: None)
+    est = np.concatenate(written, -1)
+    assert len(written) == 3 and est.shape == (4, 2, mix.shape[1])
+    np.testing.assert_allclose(est.sum(0), mix, atol=1e-5)          # stems add up to the song
+    drums = est[0]
+    # the percussive stem is closer to the true drums than to the true vocals
+    assert ms.new_sdr(true_stems["drums"], drums) > ms.new_sdr(true_stems["vocals"], drums)
+
+
+def test_dsp_separate_files_and_cli_mix(song, tmp_path, capsys):
+    path, _, mix = song
+    assert mixer_api.main(["separate", str(path), "-o", str(tmp_path / "st"), "--backend",
+                           "dsp"]) == 0
+    stems, sr = ms.load_stems(tmp_path / "st")
+    np.testing.assert_allclose(sum(stems.values()), mix, atol=1e-4)     # 24-bit FLAC
+    out = tmp_path / "mix.flac"
+    assert mixer_api.main(["mix", str(tmp_path / "st"), "--gain", "vocals=+3", "--gain",
+                           "drums=-6", "-o", str(out), "--normalize", "lufs"]) == 0
+    audio, sr = sf.read(out)
+    assert audio.shape == (mix.shape[1], 2)
+    assert pyln.Meter(sr).integrated_loudness(audio) == pytest.approx(-14, abs=0.5)
+    assert mixer_api.main(["mix", str(tmp_path / "st"), "--gain", "vocals=+30", "-o",
+                           str(out)]) == 2
+    assert "must be in [-60, 12]" in capsys.readouterr().err
+
+
+def test_sdr_definitions():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, SR * 3)).astype(np.float32)
+    assert ms.new_sdr(ref, 0.5 * ref) == pytest.approx(20 * np.log10(2), abs=1e-6)
+    assert ms.new_sdr(ref, ref) > 60
+    ref[:, :SR] = 0                                          # a silent first second is skipped
+    assert ms.framewise_sdr(ref, 0.5 * ref, SR) == pytest.approx(6.0206, abs=1e-3)
+    assert np.isnan(ms.framewise_sdr(np.zeros((2, SR)), np.zeros((2, SR)), SR))
+
+
+def test_evaluate_cli_on_true_stems(sample_set, capsys):
+    assert mixer_api.main(["evaluate", "--stems-root", str(sample_set / "fma_stems"),
+                           "--max-tracks", "1"]) == 0
+    out = capsys.readouterr().out
+    mean = next(line for line in out.splitlines() if line.startswith("mean"))
+    values = [float(v) for v in mean.split()[1:]]
+    assert len(values) == 8 and all(np.isfinite(values))
+    assert "real-time factor" in out
+
+
+# ------------------------------------------------------------------------------ mixing
+
+def _stems(seconds=6.0):
+    stems, _ = render_track("Pop", 2, seed=3, seconds=seconds)
+    return stems
+
+
+def test_loudness_matches_pyloudnorm_and_lufs_hits_target():
+    stems = _stems()
+    mix = mr.mix_stems(stems, mr.mix_settings({}))
+    assert mr.integrated_loudness(mix, SR) == pytest.approx(
+        pyln.Meter(SR).integrated_loudness(mix.T.astype(np.float64)), abs=0.01)
+    for target in (-14.0, -23.0):
+        out, report = mr.render_mix(stems, SR, mr.mix_settings({"target_lufs": target,
+                                                                "gains": {"vocals": 4}}))
+        assert "limited_by_true_peak" not in report
+        assert pyln.Meter(SR).integrated_loudness(out.T) == pytest.approx(target, abs=0.5)
+    assert mr.integrated_loudness(np.zeros((2, SR)), SR) == float("-inf")
+
+
+def test_lufs_respects_the_true_peak_ceiling():
+    clicks = np.zeros((2, SR * 4), np.float32)
+    clicks[:, ::SR // 4] = 0.5                               # very peaky: -14 LUFS would clip
+    out, report = mr.render_mix({"drums": clicks}, SR, mr.mix_settings({}))
+    assert report["limited_by_true_peak"]
+    assert 20 * np.log10(mr.true_peak(out)) == pytest.approx(-1.0, abs=0.01)
+    # true peak sees an intersample peak that sample peak misses
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * SR / 4 * t + np.pi / 4).astype(np.float32)[None]
+    assert np.abs(tone).max() == pytest.approx(0.707, abs=1e-3) and mr.true_peak(tone) > 0.95
+
+
+def test_peak_and_rescale():
+    stems = _stems(2.0)
+    out, _ = mr.render_mix(stems, SR, mr.mix_settings({"normalize": "peak"}))
+    assert np.abs(out).max() == pytest.approx(1.0, abs=1e-6)
+    quiet = {k: v * 0.05 for k, v in stems.items()}
+    out, report = mr.render_mix(quiet, SR, mr.mix_settings({"normalize": "rescale"}))
+    np.testing.assert_array_equal(out, mr.mix_stems(quiet, mr.mix_settings({})))  # never up
+    loud = {k: v * 4 for k, v in stems.items()}
+    out, _ = mr.render_mix(loud, SR, mr.mix_settings({"normalize": "rescale"}))
+    assert np.abs(out).max() == pytest.approx(0.99, abs=1e-6)
+    silent = {"drums": np.zeros((2, SR), np.float32)}
+    for mode in mr.NORMALIZE:
+        out, _ = mr.render_mix(silent, SR, mr.mix_settings({"normalize": mode}))
+        assert not out.any()                                 # the reference divided by zero
+
+
+def test_gains_pan_mute_solo_math():
+    rng = np.random.default_rng(1)
+    stems = {s: rng.standard_normal((2, 1000)).astype(np.float32) for s in ms.STEMS}
+    none = {"normalize": "none"}
+    out = mr.mix_stems(stems, mr.mix_settings({**none, "gains": {"vocals": -6}, "mutes":
+                                                ["drums", "bass", "other"]}))
+    np.testing.assert_allclose(out, stems["vocals"] * 10 ** (-6 / 20), rtol=1e-5)
+    out = mr.mix_stems(stems, mr.mix_settings({**none, "solos": ["bass"], "gains": {"bass": 3}}))
+    np.testing.assert_allclose(out, stems["bass"] * 10 ** (3 / 20), rtol=1e-5)
+    out = mr.mix_stems(stems, mr.mix_settings({**none, "solos": ["bass"], "pans": {"bass": -1}}))
+    np.testing.assert_allclose(out[0], stems["bass"].sum(0), rtol=1e-5, atol=1e-6)
+    assert np.abs(out[1]).max() < 1e-6                       # hard left, as StereoPannerNode
+    short = {"drums": np.ones((2, 10), np.float32), "bass": np.ones((2, 4), np.float32)}
+    assert mr.mix_stems(short, mr.mix_settings(none)).shape == (2, 10)   # aligned lengths
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"gains": {"vocals": 13}}, r"must be in \[-60, 12\]"),
+    ({"gains": {"vocals": -61}}, r"must be in \[-60, 12\]"),
+    ({"gains": {"vocals": "3"}}, "must be a number"),
+    ({"gains": {"vocals": True}}, "must be a number"),
+    ({"gains": {"voice": 0}}, "unknown stem 'voice'"),
+    ({"pans": {"bass": 2}}, r"pan of 'bass' must be a number in \[-1, 1\]"),
+    ({"normalize": "loud"}, "key 'normalize'"),
+    ({"format": "aac"}, "key 'format'"),
+    ({"volume": 1}, "unknown key 'volume'"),
+])
+def test_bad_mix_settings(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        mr.mix_settings(bad, ms.STEMS)
+
+
+@pytest.mark.parametrize("fmt, subtype", [("wav16", "PCM_16"), ("wav24", "PCM_24"),
+                                          ("flac", "PCM_24"), ("mp3", None)])
+def test_export_formats(tmp_path, fmt, subtype):
+    audio = (0.3 * np.sin(np.linspace(0, 2000, SR))).astype(np.float32)[None].repeat(2, 0)
+    path = mr.export_mix(tmp_path / f"m{mr.FORMATS[fmt][0]}", audio, SR, fmt)
+    info = sf.info(path)
+    assert info.samplerate == SR and info.channels == 2
+    if subtype:
+        assert info.subtype == subtype and info.frames == SR
+
+
+# ------------------------------------------------------------------------------ gains
+
+def test_track_features_are_real_and_unsaturated(song, classifier_run):
+    path = song[0]
+    v = mg.track_features(path)
+    assert v.shape == (23,) and v.dtype == np.float32
+    assert np.all((v >= 0) & (v <= 1)) and v[13:].sum() == 0
+    assert v[8:13].sum() == pytest.approx(1.0, abs=1e-5)
+    assert 0.05 < v[2] < 0.95 and 0.0 < v[4] < 0.9 and 0.0 < v[7] < 1.0   # rms, centroid, tempo
+    from mapping_utils import genre_probabilities
+    probs = genre_probabilities(path, classifier_run)
+    g = mg.track_features(path, genre_probabilities=probs)
+    assert g[13:13 + len(probs)].sum() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_array_equal(g[:13], v[:13])
+
+
+def test_preferences_neutral_then_learn_then_retrain_from_scratch():
+    con = sqlite3.connect(":memory:")
+    rng = np.random.default_rng(0)
+    feats = rng.uniform(0, 1, (4, 23)).astype(np.float32)
+    assert mg.suggest(con, "u", feats[0]) == {"gains": dict.fromkeys(ms.STEMS, 0.0),
+                                              "trained": False, "n_examples": 0}
+    assert not mg.new_model("u")(torch.from_numpy(feats)).any()      # fresh net is neutral too
+    target = mg.relative_gains({"vocals": 6, "drums": -3})
+    before = []
+    for k in range(4):
+        mg.update_on_save(con, "u", feats[k], target)
+        before.append(mg.suggest(con, "u", feats[0])["gains"]["vocals"])
+    assert 0 < before[0] < before[-1] and 3.0 < before[-1] < 9.0         # towards +6.75 dB
+    s = mg.suggest(con, "u", feats[0])
+    assert s["trained"] and s["n_examples"] == 4 and s["gains"]["drums"] < 0
+    mg.retrain(con, "u", feats[:2], np.stack([target, target]))
+    retrained = mg.suggest(con, "u", feats[0])
+    con2 = sqlite3.connect(":memory:")
+    mg.retrain(con2, "u", feats[:2], np.stack([target, target]))     # from scratch: reproducible
+    assert retrained == mg.suggest(con2, "u", feats[0]) and retrained["n_examples"] == 2
+    mg.retrain(con, "u", np.zeros((0, 23)), np.zeros((0, 4)))
+    assert not mg.suggest(con, "u", feats[0])["trained"]
+    assert mg.suggest(con, "other user", feats[0])["gains"]["vocals"] == 0.0
