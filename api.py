@@ -110,12 +110,8 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     _register_errors(app)
     _register_cors(app, set(cfg.cors_origins))
     app.register_blueprint(_api_routes(), url_prefix="/api")
-    try:
-        import mixer_api
-    except ImportError:      # the mixer is optional at import time (e.g. during development)
-        mixer_api = None
-    if mixer_api is not None and hasattr(mixer_api, "create_blueprint"):
-        app.register_blueprint(mixer_api.create_blueprint(), url_prefix="/api/mixer")
+    import mixer_api
+    app.register_blueprint(mixer_api.create_blueprint(), url_prefix="/api/mixer")
     _register_static(app, Path(cfg.demo_dir))
     return app
 
@@ -183,6 +179,10 @@ def _register_static(app: Flask, demo: Path) -> None:
     @app.get("/")
     def index():
         return send_from_directory(demo, "index.html")
+
+    @app.get("/favicon.ico")
+    def favicon():      # browsers ask for it on every page; no icon, and no 404 in the console
+        return Response(status=204)
 
     @app.get("/vendor/three/<path:name>")
     def vendor_three(name: str):
