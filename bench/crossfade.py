@@ -1,0 +1,132 @@
+"""Crossfade speed: a beat-synced crossfade of two 4-minute MP3s, and WaveNet generation.
+
+Prints seconds for ``crossfade.py simple A B -o OUT --beat-sync`` done in-process, decode and
+the output write included:
+  * ours cold   the first call in this process (librosa's numba beat-tracker JIT included)
+  * ours warm   median of 3 later calls: decode only the last/first ~95 s, analyse 60 s of
+                each, stretch only the part of B that is heard
+  * whole-song  the same steps on the whole songs (decode, trim, analyse and stretch all of
+                B): the baseline, measured in the same run
+Target: ours warm < 3 s on 2 cores. With ``wavenet.py`` present, also the small preset's
+decoder in samples/s, fast (per-layer FIFO queues) against naive recomputation over the
+receptive field (target >= 20x). Naive is timed on its first samples, where its context is
+still short, so the ratio is a lower bound.
+
+    python bench/crossfade.py [--naive-samples 48] [--fast-samples 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+import crossfade as cf  # noqa: E402
+import crossfade_render as cr  # noqa: E402
+from audio_io import load_audio, save_audio  # noqa: E402
+from sample_music import render_track  # noqa: E402
+
+SR = 44100
+MINUTES = 4
+
+
+def four_minute_song(track_id: int, out: Path) -> float:
+    """An Electronic sample-music track of 30 s tiled to 4 minutes, as MP3; returns its bpm."""
+    stems, drawn = render_track("Electronic", track_id, seed=0, seconds=30.0, sr=SR)
+    mix = sum(stems.values())
+    save_audio(out, np.tile(mix, (1, MINUTES * 2)), SR)
+    return drawn["bpm"]
+
+
+def pick_tracks() -> tuple[int, int]:
+    """Two Electronic track ids whose tempi differ by 1.5-7 % (so B is stretched)."""
+    bpm = {i: render_track("Electronic", i, seed=0, seconds=0.1, sr=8000)[1]["bpm"]
+           for i in range(1, 40)}
+    for i in bpm:
+        for j in bpm:
+            if 0.015 < abs(bpm[i] / bpm[j] - 1) < 0.07:
+                return i, j
+    raise SystemExit("error: no Electronic pair with close tempi")
+
+
+def ours(a: Path, b: Path, out: Path) -> dict:
+    res = cf.crossfade_songs(a, b, sr=SR, beat_sync=True, beats=16, context=5.0)
+    cf.write_output(out, res)
+    return res["sidecar"]
+
+
+def whole_song(a: Path, b: Path, out: Path) -> None:
+    """The baseline: whole songs decoded and analysed, all of B stretched."""
+    from crossfade_beats import analyse_beats, plan_beat_sync
+    x, _ = load_audio(a, mono=False)
+    y, _ = load_audio(b, mono=False)
+    x, _ = cr.trim_silence(x, SR)
+    y, _ = cr.trim_silence(y, SR)
+    gain = cr.loudness_match_gain_db(x, y, SR)["gain_db"]
+    y = y * np.float32(10 ** (gain / 20))
+    plan = plan_beat_sync(analyse_beats(x, SR), analyse_beats(y, SR),
+                          a_duration=x.shape[1] / SR, b_duration=y.shape[1] / SR, beats=16)
+    rate = plan["stretch_rate"] if plan["mode"] == "beat_sync" else 1.0
+    y = cr.time_stretch(y, SR, rate)
+    plan = {**plan, "b_downbeat_s": plan["b_downbeat_s"] / rate, "stretch_rate": 1.0}
+    res = cr.render_beat_sync(x, y, SR, plan, context=5.0)
+    save_audio(out, res["audio"], SR, sample_format="float")
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--naive-samples", type=int, default=48)
+    ap.add_argument("--fast-samples", type=int, default=4096)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-crossfade-"))
+    ia, ib = pick_tracks()
+    a, b = tmp / "a.mp3", tmp / "b.mp3"
+    bpm_a, bpm_b = four_minute_song(ia, a), four_minute_song(ib, b)
+    out = tmp / "mix.wav"
+    print(f"two {MINUTES} min MP3s at {SR} Hz stereo (Electronic #{ia} {bpm_a} bpm, "
+          f"#{ib} {bpm_b} bpm); times in seconds")
+    cold = timed(lambda: ours(a, b, out))
+    warm = sorted(timed(lambda: ours(a, b, out)) for _ in range(3))[1]
+    side = ours(a, b, out)
+    base = timed(lambda: whole_song(a, b, tmp / "whole.wav"))
+    print(f"plan: {side['mode']}, tempo {side['plan']['tempo_a']} / {side['plan']['tempo_b']} "
+          f"bpm, stretch {side['stretch_rate']:.4f}, overlap {side['seconds']:.2f} s")
+    print(f"{'':<24}{'seconds':>9}{'whole/this':>12}")
+    print(f"{'ours cold (JIT incl.)':<24}{cold:>9.2f}{base / cold:>11.1f}x")
+    print(f"{'ours warm (median of 3)':<24}{warm:>9.2f}{base / warm:>11.1f}x")
+    print(f"{'whole-song baseline':<24}{base:>9.2f}{1.0:>11.1f}x")
+    print(f"target: ours warm < 3 s -> {'met' if warm < 3 else 'NOT met'}")
+
+    if not (ROOT / "wavenet.py").is_file():
+        print("wavenet.py not present: no generation figures")
+        return
+    import torch
+
+    import wavenet
+    torch.manual_seed(0)
+    model = wavenet.WaveNetAutoencoder(wavenet.preset("small"))
+    wavenet.generation_speed(model, 512, method="fast")                    # warm-up
+    fast = wavenet.generation_speed(model, args.fast_samples, method="fast")
+    naive = wavenet.generation_speed(model, args.naive_samples, method="naive")
+    print(f"\nWaveNet decoder, small preset, batch 1, {torch.get_num_threads()} threads")
+    print(f"{'method':<10}{'samples':>9}{'samples/s':>12}{'vs naive':>10}")
+    print(f"{'naive':<10}{args.naive_samples:>9}{naive:>12.1f}{1.0:>9.1f}x")
+    print(f"{'fast':<10}{args.fast_samples:>9}{fast:>12.1f}{fast / naive:>9.1f}x")
+    print(f"target: fast >= 20x naive -> {'met' if fast / naive >= 20 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Beats, downbeats and the beat-synchronous crossfade plan.
+
+Beats come from librosa's dynamic-programming tracker (Ellis 2007) run on our own log-mel
+spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and each beat is then
+moved to the envelope peak within two frames, with parabolic interpolation, so beat times are
+not quantised to the hop. librosa has no downbeat tracker, so downbeats are the phase (mod 4,
+i.e. 4/4 time) whose beats carry the most evidence of a bar start: a strong onset, a strong
+low-frequency onset (kick drums) and a harmonic change (beat-synchronous chroma novelty).
+
+The plan follows the DJ recipe (djmix-analysis: transitions cluster at multiples of 32 beats,
+tempo changes < 8 % in about 90 % of real mixes): the overlap is L = 8, 16 or 32 of A's beats
+starting on the latest downbeat of A that leaves L beats before A's last sound; B's first
+downbeat is aligned to it; B is time-stretched by r = tempo_A / tempo_B when |r - 1| <= 8 %.
+Tempo octave errors (one song tracked at half or double speed) are undone first by doubling or
+halving B's beat grid. Otherwise the plan is a short equal-power cut: A plays to the downbeat
+L beats later, where B's first downbeat lands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from audio_io import resample
+from config import ToolkitError
+
+ANALYSIS_SR = 22050
+N_FFT = 1024
+HOP = 256
+BEATS_PER_BAR = 4
+LOW_HZ = 200.0            # bands below this carry the kick drum
+
+
+@dataclasses.dataclass
+class BeatGrid:
+    times: np.ndarray          # beat times in seconds, in the song's (trimmed) coordinates
+    tempo: float               # bpm, from the median beat interval
+    downbeat_phase: int        # beat i is a downbeat when i % 4 == downbeat_phase
+    # analysis frames kept so a re-gridded (doubled or halved) beat list can be re-scored
+    env: np.ndarray = dataclasses.field(repr=False)
+    low_env: np.ndarray = dataclasses.field(repr=False)
+    chroma: np.ndarray = dataclasses.field(repr=False)
+    start: float = 0.0         # song time of analysis frame 0
+
+    @property
+    def downbeats(self) -> np.ndarray:
+        return self.times[self.downbeat_phase::BEATS_PER_BAR]
+
+    def with_times(self, times: np.ndarray) -> BeatGrid:
+        grid = dataclasses.replace(self, times=np.asarray(times, dtype=np.float64))
+        grid.tempo = _tempo(grid.times)
+        grid.downbeat_phase = _downbeat_phase(grid)
+        return grid
+
+
+def _tempo(times: np.ndarray) -> float:
+    """bpm from the mean of the beat intervals within 15 % of the median: the median alone
+    is quantised by the beat-time noise (a 0.3 % error drifts 25 ms over a 16-beat overlap),
+    the mean of the consistent intervals averages that noise out."""
+    ibi = np.diff(times)
+    med = np.median(ibi)
+    return float(60.0 / ibi[np.abs(ibi - med) <= 0.15 * med].mean())
+
+
+def _flux(s_db: np.ndarray) -> np.ndarray:
+    """Half-wave rectified log-spectral flux averaged over bands; frame t compares t-1 to t."""
+    return np.r_[0.0, np.maximum(np.diff(s_db, axis=1), 0).mean(axis=0)]
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _frames(grid: BeatGrid, times: np.ndarray | None = None) -> np.ndarray:
+    t = grid.times if times is None else times
+    f = np.round((t - grid.start) * ANALYSIS_SR / HOP).astype(int)
+    return np.clip(f, 0, len(grid.env) - 1)
+
+
+def _downbeat_phase(grid: BeatGrid) -> int:
+    """The beat phase (mod 4) with the most bar-start evidence."""
+    f = _frames(grid)
+    if len(f) < BEATS_PER_BAR:
+        return 0
+    # chroma of each inter-beat segment; novelty = 1 - cosine similarity to the previous one
+    segs = np.stack([grid.chroma[:, a:max(b, a + 1)].mean(axis=1)
+                     for a, b in zip(f, np.r_[f[1:], len(grid.env)])])
+    segs /= np.linalg.norm(segs, axis=1, keepdims=True) + 1e-9
+    novelty = np.r_[0.0, 1 - (segs[1:] * segs[:-1]).sum(axis=1)]
+    accent = _zscore(grid.env[f]) + _zscore(grid.low_env[f]) + _zscore(novelty)
+    scores = [accent[p::BEATS_PER_BAR].mean() for p in range(BEATS_PER_BAR)]
+    return int(np.argmax(scores))
+
+
+def _global_tempo(env: np.ndarray) -> float:
+    """librosa's tempo estimate (8 s autocorrelation weighted by its log-normal prior around
+    120 bpm) from one autocorrelation of the whole envelope, not the mean of a tempogram's
+    per-frame autocorrelations: for music at a steady tempo the same peak, at a small fraction
+    of the cost (the tempogram was most of ``beat_track``'s time on a 60 s excerpt)."""
+    import librosa
+    win = min(len(env), int(librosa.time_to_frames(8.0, sr=ANALYSIS_SR, hop_length=HOP)))
+    ac = librosa.autocorrelate(env, max_size=win)
+    tg = (ac / ac[0] if ac[0] > 0 else ac)[:, None]          # (lags, 1), normalised as tempogram
+    return float(librosa.feature.tempo(tg=tg, sr=ANALYSIS_SR, hop_length=HOP)[0])
+
+
+def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
+    """Beat grid of ``audio`` (C, N); ``start`` is its offset in seconds within the song."""
+    import librosa
+
+    y = resample(np.asarray(audio, dtype=np.float32).mean(axis=0, keepdims=True), sr,
+                 ANALYSIS_SR)[0]
+    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
+    mel_fb = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=64, fmax=8000)
+    mel_db = librosa.power_to_db(mel_fb @ spec, ref=1.0, top_db=80.0)
+    low = librosa.mel_frequencies(n_mels=66, fmax=8000)[1:-1] < LOW_HZ
+    env, low_env = _flux(mel_db), _flux(mel_db[low])
+    chroma = librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec
+    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
+                                        bpm=_global_tempo(env), units="frames")
+    frames = np.asarray(frames, dtype=int)
+    if len(frames) < 2 * BEATS_PER_BAR:
+        raise ToolkitError("no steady beat found")
+    # move each beat to the envelope peak within +-2 frames, then interpolate the peak
+    refined = np.empty(len(frames))
+    for i, f in enumerate(frames):
+        lo, hi = max(1, f - 2), min(len(env) - 1, f + 3)
+        m = lo + int(np.argmax(env[lo:hi])) if hi > lo else f
+        a, b, c = env[m - 1], env[m], env[min(m + 1, len(env) - 1)]
+        den = a - 2 * b + c
+        refined[i] = m + (0.5 * (a - c) / den if den < 0 else 0.0)
+    times = start + refined * HOP / ANALYSIS_SR
+    grid = BeatGrid(times=times, tempo=0.0, downbeat_phase=0, env=env, low_env=low_env,
+                    chroma=chroma, start=start)
+    return grid.with_times(times)
+
+
+def _octave_match(a: BeatGrid, b: BeatGrid) -> tuple[BeatGrid, float]:
+    """Undo a tempo octave error of B relative to A: factor 2 doubles B's beat grid (midpoints
+    inserted), 0.5 keeps every other beat (the parity holding B's downbeats)."""
+    factor = min((0.5, 1.0, 2.0), key=lambda m: abs(np.log(a.tempo / (m * b.tempo))))
+    if factor == 2.0:
+        t = b.times
+        doubled = np.empty(2 * len(t) - 1)
+        doubled[0::2], doubled[1::2] = t, (t[:-1] + t[1:]) / 2
+        return b.with_times(doubled), factor
+    if factor == 0.5:
+        return b.with_times(b.times[b.downbeat_phase % 2::2]), factor
+    return b, factor
+
+
+def plan_beat_sync(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: float,
+                   beats: int = 16, max_stretch: float = 0.08,
+                   cut_seconds: float = 0.25) -> dict:
+    """Where the overlap starts in A, where B's aligned downbeat is, and B's stretch rate.
+
+    Returns a JSON-ready dict: ``mode`` (``beat_sync`` or ``cut``), tempi, ``octave_factor``,
+    ``stretch_rate`` (B is played ``rate`` times faster), ``a_downbeat_s`` (the downbeat of A
+    where B's downbeat ``b_downbeat_s``, in unstretched B, lands), ``overlap_start_s`` (in A),
+    ``overlap_s`` (at A's tempo) and ``beats``.
+    """
+    if beats % BEATS_PER_BAR:
+        raise ToolkitError(f"beats must be a whole number of 4-beat bars, got {beats}")
+    b_adj, factor = _octave_match(a, b)
+    ibi_a = 60.0 / a.tempo
+
+    def beat_end(i: int) -> float:        # A's beat i + beats, extrapolated past the grid
+        j = i + beats
+        return float(a.times[j]) if j < len(a.times) else float(
+            a.times[-1] + (j - len(a.times) + 1) * ibi_a)
+
+    candidates = [i for i in range(a.downbeat_phase, len(a.times), BEATS_PER_BAR)
+                  if beat_end(i) <= a_duration + 1e-6]
+    if not candidates:
+        raise ToolkitError(f"the first song has no downbeat followed by {beats} beats of music")
+    k = candidates[-1]
+    b_down = float(b_adj.times[b_adj.downbeat_phase])
+    rate = a.tempo / b_adj.tempo
+    plan = {"tempo_a": round(a.tempo, 3), "tempo_b": round(b.tempo, 3),
+            "octave_factor": factor, "beats": beats, "b_downbeat_s": b_down,
+            "downbeat_phase_a": a.downbeat_phase, "downbeat_phase_b": b_adj.downbeat_phase}
+    if abs(rate - 1) <= max_stretch:
+        overlap = beat_end(k) - float(a.times[k])
+        if b_down + overlap * rate > b_duration:
+            raise ToolkitError(f"the second song is shorter than a {beats}-beat overlap")
+        plan.update(mode="beat_sync", stretch_rate=rate, a_downbeat_s=float(a.times[k]),
+                    overlap_start_s=float(a.times[k]), overlap_s=overlap)
+    else:
+        # tempi too far apart to stretch: an equal-power cut that ends on A's downbeat L beats
+        # later, where B's first downbeat lands
+        cut = beat_end(k)
+        plan.update(mode="cut", stretch_rate=1.0, a_downbeat_s=cut,
+                    overlap_start_s=cut - cut_seconds, overlap_s=cut_seconds)
+    return plan
