@@ -63,3 +63,5 @@ bench: models
 	$(PY) bench/train_throughput.py
 	$(PY) bench/encode.py
 	$(PY) bench/api_load.py
+	$(PY) bench/separation.py
+	$(PY) bench/crossfade.py
