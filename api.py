@@ -112,6 +112,8 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     app.register_blueprint(_api_routes(), url_prefix="/api")
     import mixer_api
     app.register_blueprint(mixer_api.create_blueprint(), url_prefix="/api/mixer")
+    import crossfade_api
+    app.register_blueprint(crossfade_api.create_blueprint(), url_prefix="/api/crossfade")
     _register_static(app, Path(cfg.demo_dir))
     return app
 

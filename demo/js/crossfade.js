@@ -1,0 +1,632 @@
+// The crossfade page: pick two tracks (A fades out, B fades in), a style, an overlap or a
+// beat-synced number of beats, render the transition on the server (POST /api/crossfade,
+// cached by request), then see it (waveform, overlap, the two gain curves the server applied)
+// and hear it (Web Audio, decoded once). "Compare with" renders a second style of the same
+// transition and A/B switches between them at the same position.
+import { api, query, setStatus, uploadTrack } from './api.js';
+import { AudioPlayer, formatTime } from './player.js';
+
+const $ = (id) => document.getElementById(id);
+const COLORS = {
+  a: '#ff9f5f', b: '#6fdc8c', wave: '#c4cbdb', overlap: 'rgba(95, 179, 255, 0.10)',
+  overlapEdge: 'rgba(95, 179, 255, 0.55)', grid: '#2a2f3c', text: '#8b93a7', head: '#ffffff',
+  beat: 'rgba(255, 226, 110, 0.75)',
+};
+const PAD = { top: 14, bottom: 22, left: 6, right: 6 };
+const PRE_ROLL_S = 1.0;                       // "To overlap" starts this long before it
+
+const url = new URL(window.location.href);
+const player = new AudioPlayer();
+const state = {
+  tracks: [], page: 1, perPage: 30,
+  a: null, b: null,                           // picked tracks
+  styles: null,                               // GET /api/crossfade/styles
+  results: [],                                // [{res, buffer, label}] (two when comparing)
+  current: 0,                                 // which result plays
+  rendering: false,
+  lastRequests: [],                           // the bodies sent for the current results
+};
+
+function setParam(name, value) {
+  if (value === null || value === undefined || value === '') url.searchParams.delete(name);
+  else url.searchParams.set(name, value);
+  history.replaceState(null, '', url);
+}
+
+// Every handler goes through this: errors end up in the status line, never as uncaught ones.
+function guard(fn) {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (e) {
+      setStatus(e && e.message ? e.message : String(e), true);
+      return undefined;
+    }
+  };
+}
+
+const trackLabel = (t) => `${t.title || t.id}${t.artist ? ' — ' + t.artist : ''}`;
+const fmtClock = (t) => `${formatTime(t)}.${Math.floor((Math.max(0, t) % 1) * 10)}`;
+const fmtS = (s) => `${Number(s).toFixed(2)} s`;
+const fmtDb = (db) => `${db > 0 ? '+' : db < 0 ? '−' : '±'}${Math.abs(db).toFixed(1)} dB`;
+const styleName = (s) => s.replace(/_/g, ' ');
+
+// ------------------------------------------------------------------------------ tracks
+async function loadTracks() {
+  const q = query({ q: $('search').value.trim(), page: state.page, per_page: state.perPage });
+  const res = await api(`/api/tracks?${q}`);
+  state.tracks = res.items;
+  const list = $('track-list');
+  list.textContent = '';
+  for (const t of res.items) {
+    const li = document.createElement('li');
+    li.dataset.id = t.id;
+    const text = document.createElement('div');
+    text.className = 'xfade-track-text';
+    text.textContent = t.title || t.id;
+    const small = document.createElement('small');
+    small.textContent = [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
+                         formatTime(t.duration)].filter(Boolean).join(' · ');
+    text.appendChild(small);
+    li.appendChild(text);
+    for (const slot of ['a', 'b']) {
+      const btn = document.createElement('button');
+      btn.type = 'button';
+      btn.className = `xfade-pick xfade-pick-${slot}`;
+      btn.textContent = slot.toUpperCase();
+      btn.title = slot === 'a' ? 'use as A (fades out)' : 'use as B (fades in)';
+      btn.addEventListener('click', (e) => { e.stopPropagation(); pickTrack(slot, t); });
+      li.appendChild(btn);
+    }
+    // a click on the row fills A first, then B
+    li.addEventListener('click', () => pickTrack(state.a && !state.b ? 'b' : 'a', t));
+    list.appendChild(li);
+  }
+  renderPicks();
+  const pages = Math.max(1, Math.ceil(res.total / res.per_page));
+  $('page-info').textContent = `${res.total} tracks · page ${res.page}/${pages}`;
+  $('prev-page').disabled = res.page <= 1;
+  $('next-page').disabled = res.page >= pages;
+}
+
+function pickTrack(slot, track) {
+  state[slot] = track;
+  setParam(slot, track.id);
+  renderPicks();
+}
+
+function renderPicks() {
+  for (const slot of ['a', 'b']) {
+    const t = state[slot];
+    const el = $(`slot-${slot}`);
+    el.classList.toggle('filled', !!t);
+    el.querySelector('.xfade-slot-name').textContent = t ? trackLabel(t) : 'pick a track';
+    el.title = t ? `${trackLabel(t)} (${formatTime(t.duration)})` : '';
+  }
+  for (const li of $('track-list').children) {
+    li.classList.toggle('is-a', !!state.a && li.dataset.id === state.a.id);
+    li.classList.toggle('is-b', !!state.b && li.dataset.id === state.b.id);
+  }
+  $('render').disabled = !(state.a && state.b) || state.rendering;
+}
+
+async function uploadAs(slot, file) {
+  setStatus(`uploading ${file.name}…`);
+  const track = await uploadTrack(file);
+  pickTrack(slot, track);
+  await loadTracks();
+  setStatus(`uploaded ${trackLabel(track)} as ${slot.toUpperCase()}`);
+}
+
+// ------------------------------------------------------------------------------ settings
+async function loadStyles() {
+  const s = await api('/api/crossfade/styles');
+  state.styles = s;
+  for (const id of ['style', 'compare']) {
+    const sel = $(id);
+    const simple = document.createElement('optgroup');
+    simple.label = 'ramps';
+    for (const name of s.simple) simple.appendChild(new Option(styleName(name), name));
+    sel.appendChild(simple);
+    for (const run of s.runs) {     // neural: only when the server has a WaveNet run
+      const group = document.createElement('optgroup');
+      group.label = `WaveNet ${run.id}`;
+      for (const name of s.neural) {
+        group.appendChild(new Option(`neural ${styleName(name)}`, `neural|${run.id}|${name}`));
+      }
+      sel.appendChild(group);
+    }
+  }
+  const d = s.defaults;
+  $('style').value = url.searchParams.get('style') || d.style;
+  if (!$('style').value) $('style').value = d.style;
+  $('seconds').value = String(d.seconds);
+  $('seconds').max = String(s.limits.seconds);
+  $('context').value = String(d.context);
+  $('context').max = String(s.limits.context);
+  $('beats').value = String(d.beats);
+  renderSettings();
+}
+
+// The request for one style value ("equal_power" or "neural|RUN|linear").
+function requestBody(styleValue) {
+  const body = { track_a: state.a.id, track_b: state.b.id };
+  const [kind, run, neuralStyle] = styleValue.split('|');
+  const seconds = Number($('seconds').value);
+  const context = Number($('context').value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('the overlap must be a positive number of seconds');
+  if (!Number.isFinite(context) || context < 0) throw new Error('the context must be 0 or more seconds');
+  body.context = context;
+  if (kind === 'neural') {
+    Object.assign(body, { style: neuralStyle, run, seconds });
+  } else {
+    body.style = kind;
+    if ($('beat-sync').checked) Object.assign(body, { beat_sync: true, beats: Number($('beats').value) });
+    else body.seconds = seconds;
+  }
+  return body;
+}
+
+function renderSettings() {
+  const neural = $('style').value.startsWith('neural|');
+  $('beat-sync').disabled = neural;
+  if (neural) $('beat-sync').checked = false;
+  const sync = $('beat-sync').checked;
+  $('beats').disabled = !sync;
+  $('seconds').disabled = sync;
+  $('seconds').max = String(neural ? state.styles.limits.neural_seconds : state.styles.limits.seconds);
+  $('settings-hint').textContent = neural
+    ? `The WaveNet decodes the fade of the two songs' encodings (16 kHz mono, at most ${state.styles.limits.neural_seconds} s; slow on a CPU).`
+    : sync ? 'B is time-stretched to A\'s tempo and its first downbeat put on one of A\'s; the overlap is that many of A\'s beats (a short cut when the tempi are more than 8 % apart).'
+      : 'Pick two tracks (A fades out, B fades in). The same track twice works too.';
+}
+
+// ------------------------------------------------------------------------------ render
+async function renderTransition() {
+  if (!state.a || !state.b || state.rendering) return;
+  const styles = [$('style').value];
+  if ($('compare').value && $('compare').value !== styles[0]) styles.push($('compare').value);
+  const bodies = styles.map(requestBody);
+  state.rendering = true;
+  renderPicks();
+  $('result').dataset.state = 'rendering';
+  try {
+    const results = [];
+    for (const [k, body] of bodies.entries()) {
+      setStatus(`rendering ${styleName(body.style)}${bodies.length > 1 ? ` (${k + 1}/${bodies.length})` : ''}…`);
+      const res = await api('/api/crossfade', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      });
+      const buffer = await decode(res.audio_url);
+      results.push({ res, buffer, label: labelFor(res) });
+    }
+    player.pause();
+    state.results = results;
+    state.lastRequests = bodies;
+    state.current = 0;
+    peakCache.clear();
+    await showResult(0, 0);
+    renderAB();
+    const cached = results.every((r) => r.res.cached);
+    setStatus(`${results.map((r) => r.label).join(' vs ')}: ${fmtS(results[0].res.duration)}`
+              + (cached ? ' (from the cache)' : '') + ' — press Play');
+  } catch (e) {
+    $('result').dataset.state = state.results.length ? 'ready' : 'empty';
+    throw e;
+  } finally {
+    state.rendering = false;
+    renderPicks();
+  }
+}
+
+function labelFor(res) {
+  const s = res.sidecar;
+  const mode = s.mode === 'simple' ? '' : s.mode === 'beat_sync' ? ' · beat sync'
+    : s.mode === 'cut' ? ' · cut' : ' · neural';
+  return `${styleName(s.style)}${mode}`;
+}
+
+async function decode(audioUrl) {
+  const resp = await fetch(audioUrl, { credentials: 'same-origin' });
+  if (!resp.ok) throw new Error(`audio: ${resp.status} ${resp.statusText}`);
+  return player.ctx.decodeAudioData(await resp.arrayBuffer());
+}
+
+// Switch the player to result k, keeping the position (the A/B of compare mode).
+async function showResult(k, at = null) {
+  const r = state.results[k];
+  const wasPlaying = player.playing;
+  const t = at ?? player.currentTime();
+  player.stop();
+  player.buffer = r.buffer;
+  player.offset = Math.min(t, r.buffer.duration);
+  state.current = k;
+  $('result').dataset.state = 'ready';
+  $('result-title').textContent = r.label;
+  for (const id of ['play', 'seek', 'jump']) $(id).disabled = false;
+  $('seek').max = String(r.buffer.duration);
+  drawStatic();
+  renderFacts();
+  renderAB();
+  if (wasPlaying) await player.play();
+  renderPlay();
+}
+
+function renderAB() {
+  const two = state.results.length > 1;
+  $('ab').hidden = !two;
+  if (!two) return;
+  state.results.forEach((r, k) => {
+    const btn = $(`ab-${k}`);
+    btn.textContent = `${'AB'[k]} · ${r.label}`;
+    btn.setAttribute('aria-pressed', String(k === state.current));
+  });
+}
+
+// ------------------------------------------------------------------------------ facts
+function dl(el, rows) {
+  el.textContent = '';
+  for (const [k, v, cls] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    if (cls) dd.className = cls;
+    el.append(dt, dd);
+  }
+}
+
+function renderFacts() {
+  const r = state.results[state.current];
+  if (!r) return;
+  const s = r.res.sidecar;
+  const tl = s.timeline;
+  const modes = { simple: 'simple overlap', beat_sync: 'beat sync', cut: 'cut (tempi too far apart)', neural: 'neural (WaveNet)' };
+  const rows = [
+    ['Mode', modes[s.mode] || s.mode],
+    ['Style', styleName(s.style)],
+    ['Overlap', `${fmtS(s.seconds)} · ${fmtS(tl.overlap_start_s)} → ${fmtS(tl.overlap_end_s)}`],
+    ['Tempi', s.tempi ? `A ${s.tempi.a.toFixed(1)} bpm · B ${s.tempi.b.toFixed(1)} bpm` : '— (not beat-synced)'],
+    ['Stretch', s.stretch_rate !== 1 ? `${s.stretch_percent > 0 ? '+' : ''}${s.stretch_percent.toFixed(2)} % (B × ${s.stretch_rate.toFixed(4)})` : 'none'],
+  ];
+  if (s.plan) rows.push(['Beats', `${s.plan.beats}${s.plan.octave_factor !== 1 ? ` · B's grid × ${s.plan.octave_factor}` : ''}`]);
+  rows.push(
+    ['Trims', `A end ${fmtS(s.trims.a.end_cut_s)} · B start ${fmtS(s.trims.b.start_cut_s)}`],
+    ['Loudness', `B ${fmtDb(s.loudness.gain_db)}${s.loudness.lufs_a !== null ? ` (A ${s.loudness.lufs_a.toFixed(1)}, B ${s.loudness.lufs_b.toFixed(1)} LUFS)` : ''}${s.loudness.peak_limited ? ' · peak-limited' : ''}`],
+    ['Output', `${fmtS(tl.duration_s)} · ${(s.sr / 1000).toFixed(1)} kHz · ${s.channels === 1 ? 'mono' : 'stereo'}${r.res.cached ? ' · cached' : ''}`],
+  );
+  dl($('facts'), rows);
+  const m = r.res.measures;
+  if (m) {
+    dl($('measures'), [
+      ['Roughness', `${m.roughness_0_100.toFixed(1)} / 100 (Vassilakis ${m.roughness.toFixed(2)})`],
+      ['Dissonance', `${m.dissonance_min.toFixed(3)} (Sethares, min model)`],
+      ['Loudness dip', m.loudness_dip_db === null ? 'overlap too short to measure' : `${fmtDb(m.loudness_dip_db)} at the midpoint`],
+    ]);
+  } else {
+    dl($('measures'), [['', r.res.measures_skipped || 'not measured', 'hint']]);
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.id = 'measure';
+    btn.textContent = 'Measure';
+    btn.addEventListener('click', guard(measureCurrent));
+    $('measures').appendChild(btn);
+  }
+}
+
+async function measureCurrent() {
+  const k = state.current;
+  const body = { ...state.lastRequests[k], measures: true };
+  setStatus('measuring the transition…');
+  const res = await api('/api/crossfade', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  state.results[k].res = res;
+  renderFacts();
+  setStatus('measured');
+}
+
+// ------------------------------------------------------------------------------ drawing
+const peakCache = new Map();                  // `${k}:${columns}` -> {lo, hi}
+const layer = document.createElement('canvas');   // waveform, overlap, curves: drawn once
+
+function peaks(k, columns) {
+  const key = `${k}:${columns}`;
+  if (peakCache.has(key)) return peakCache.get(key);
+  const buf = state.results[k].buffer;
+  const data = [];
+  for (let c = 0; c < buf.numberOfChannels; c++) data.push(buf.getChannelData(c));
+  const n = buf.length;
+  const lo = new Float32Array(columns);
+  const hi = new Float32Array(columns);
+  for (let x = 0; x < columns; x++) {
+    const i0 = Math.floor((x * n) / columns);
+    const i1 = Math.max(i0 + 1, Math.floor(((x + 1) * n) / columns));
+    let a = Infinity;
+    let b = -Infinity;
+    for (let i = i0; i < i1; i++) {
+      let v = 0;
+      for (const ch of data) v += ch[i];
+      v /= data.length;
+      if (v < a) a = v;
+      if (v > b) b = v;
+    }
+    lo[x] = a === Infinity ? 0 : a;
+    hi[x] = b === -Infinity ? 0 : b;
+  }
+  const out = { lo, hi };
+  peakCache.set(key, out);
+  return out;
+}
+
+// The server's gain at time t (linear), from its binned curves.
+function gainAt(s, which, t) {
+  const c = s.curves;
+  const arr = c[which];
+  const tl = s.timeline;
+  if (c.span === 'output') {
+    const i = Math.min(arr.length - 1, Math.max(0, Math.floor((t / tl.duration_s) * arr.length)));
+    return arr[i];
+  }
+  // neural: the ramp covers the overlap; A is whole before it, B after it
+  if (t < tl.overlap_start_s) return which === 'g_out' ? 1 : 0;
+  if (t >= tl.overlap_end_s) return which === 'g_out' ? 0 : 1;
+  const f = (t - tl.overlap_start_s) / (tl.overlap_end_s - tl.overlap_start_s);
+  return arr[Math.min(arr.length - 1, Math.floor(f * arr.length))];
+}
+
+function mixColor(a, b, w) {
+  const p = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
+  const [ca, cb] = [p(a), p(b)];
+  return `rgb(${ca.map((v, i) => Math.round(v + (cb[i] - v) * w)).join(',')})`;
+}
+
+function geometry(canvas) {
+  const w = canvas.width;
+  const h = canvas.height;
+  const dpr = window.devicePixelRatio || 1;
+  const pad = Object.fromEntries(Object.entries(PAD).map(([k, v]) => [k, v * dpr]));
+  return { w, h, dpr, pad, x0: pad.left, x1: w - pad.right, y0: pad.top, y1: h - pad.bottom };
+}
+
+function drawStatic() {
+  const canvas = $('wave');
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.max(1, Math.round(canvas.clientWidth * dpr));
+  canvas.height = Math.max(1, Math.round(canvas.clientHeight * dpr));
+  layer.width = canvas.width;
+  layer.height = canvas.height;
+  const r = state.results[state.current];
+  $('wave-empty').hidden = !!r;
+  const g = layer.getContext('2d');
+  g.clearRect(0, 0, layer.width, layer.height);
+  if (!r) return;
+  const s = r.res.sidecar;
+  const tl = s.timeline;
+  const { dpr: d, x0, x1, y0, y1 } = geometry(layer);
+  const width = x1 - x0;
+  const dur = r.buffer.duration;
+  const X = (t) => x0 + (t / dur) * width;
+  const mid = (y0 + y1) / 2;
+  const amp = (y1 - y0) / 2;
+
+  // time grid
+  const step = dur > 40 ? 10 : dur > 16 ? 5 : dur > 8 ? 2 : 1;
+  g.font = `${11 * d}px system-ui, sans-serif`;
+  g.textBaseline = 'top';
+  for (let t = 0; t <= dur + 1e-6; t += step) {
+    const x = Math.round(X(t)) + 0.5;
+    g.fillStyle = COLORS.grid;
+    g.fillRect(x, y0, 1, y1 - y0);
+    g.fillStyle = COLORS.text;
+    g.textAlign = t === 0 ? 'left' : 'center';
+    if (X(t) + 12 * d < x1 || t === 0) g.fillText(`${t}s`, x, y1 + 5 * d);
+  }
+  g.fillStyle = COLORS.grid;
+  g.fillRect(x0, Math.round(mid), width, 1);
+
+  // overlap region
+  const ox0 = X(tl.overlap_start_s);
+  const ox1 = X(tl.overlap_end_s);
+  g.fillStyle = COLORS.overlap;
+  g.fillRect(ox0, y0, Math.max(1, ox1 - ox0), y1 - y0);
+  g.strokeStyle = COLORS.overlapEdge;
+  g.setLineDash([4 * d, 3 * d]);
+  g.lineWidth = d;
+  for (const x of [ox0, ox1]) {
+    g.beginPath();
+    g.moveTo(Math.round(x) + 0.5, y0);
+    g.lineTo(Math.round(x) + 0.5, y1);
+    g.stroke();
+  }
+  g.setLineDash([]);
+
+  // waveform, coloured from A to B by the gains at each column
+  const cols = Math.max(1, Math.round(width));
+  const { lo, hi } = peaks(state.current, cols);
+  let peak = 0;
+  for (let x = 0; x < cols; x++) peak = Math.max(peak, Math.abs(lo[x]), Math.abs(hi[x]));
+  const scale = peak > 0 ? 0.92 / Math.max(peak, 0.25) : 1;
+  for (let x = 0; x < cols; x++) {
+    const t = ((x + 0.5) / cols) * dur;
+    const ga = gainAt(s, 'g_out', t);
+    const gb = gainAt(s, 'g_in', t);
+    g.fillStyle = mixColor(COLORS.a, COLORS.b, ga + gb > 0 ? gb / (ga + gb) : 0.5);
+    g.globalAlpha = 0.55;
+    const top = mid - hi[x] * scale * amp;
+    const bot = mid - lo[x] * scale * amp;
+    g.fillRect(x0 + x, top, 1, Math.max(1, bot - top));
+  }
+  g.globalAlpha = 1;
+
+  // beat ticks and the downbeat where B's downbeat lands (beat sync / cut)
+  if (tl.a_downbeat_s !== undefined) {
+    g.fillStyle = COLORS.beat;
+    if (tl.beat_period_s && s.mode === 'beat_sync') {
+      for (let t = tl.a_downbeat_s; t <= tl.overlap_end_s + 1e-3; t += tl.beat_period_s) {
+        g.fillRect(Math.round(X(t)), y0 - 6 * d, d, 9 * d);
+      }
+    }
+    g.fillRect(Math.round(X(tl.a_downbeat_s)), y0, 2 * d, y1 - y0);
+    g.textAlign = 'left';
+    g.fillText('downbeat', X(tl.a_downbeat_s) + 4 * d, y0 + 7 * d);
+  }
+
+  // the two gain curves (0 at the bottom, 1 at the top of the plot)
+  const Y = (v) => y1 - v * (y1 - y0);
+  g.lineWidth = 2 * d;
+  for (const [which, color] of [['g_out', COLORS.a], ['g_in', COLORS.b]]) {
+    g.strokeStyle = color;
+    g.beginPath();
+    for (let x = 0; x <= cols; x++) {
+      const t = Math.min(dur, (x / cols) * dur);
+      const y = Y(gainAt(s, which, t));
+      if (x === 0) g.moveTo(x0 + x, y); else g.lineTo(x0 + x, y);
+    }
+    g.stroke();
+  }
+  drawFrame();
+}
+
+function drawFrame() {
+  const canvas = $('wave');
+  const g = canvas.getContext('2d');
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(layer, 0, 0);
+  const r = state.results[state.current];
+  if (!r) return;
+  const { dpr, x0, x1, y0, y1 } = geometry(canvas);
+  const x = x0 + (player.currentTime() / r.buffer.duration) * (x1 - x0);
+  g.fillStyle = COLORS.head;
+  g.fillRect(Math.round(x) - dpr / 2, y0 - 4 * dpr, 1.5 * dpr, y1 - y0 + 8 * dpr);
+}
+
+// ------------------------------------------------------------------------------ transport
+async function togglePlay() {
+  if (!player.buffer) return;
+  if (player.playing) player.pause();
+  else await player.play();
+  renderPlay();
+}
+
+function renderPlay() {
+  $('play').textContent = player.playing ? '❚❚ Pause' : '▶ Play';
+}
+
+let seeking = false;
+function updateClock() {
+  const t = player.currentTime();
+  if (!seeking) $('seek').value = String(t);
+  const shown = seeking ? Number($('seek').value) : t;
+  $('clock').textContent = `${fmtClock(shown)} / ${fmtClock(player.duration)}`;
+}
+
+function frame() {
+  if (player.buffer) {
+    updateClock();
+    drawFrame();
+  }
+  requestAnimationFrame(frame);
+}
+
+async function seekTo(t) {
+  await player.seek(t);
+  updateClock();
+  renderPlay();
+}
+
+// ------------------------------------------------------------------------------ wiring
+function debounce(fn, ms) {
+  let t = 0;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey || !player.buffer) return;
+  const el = e.target || {};
+  if (el.tagName === 'SELECT' || el.tagName === 'TEXTAREA' || el.tagName === 'BUTTON'
+      || (el.tagName === 'INPUT' && !['range', 'checkbox'].includes(el.type))) return;
+  if (e.key === ' ') { e.preventDefault(); guard(togglePlay)(); }
+  if (e.key.toLowerCase() === 'b' && state.results.length > 1) guard(showResult)(1 - state.current);
+}
+
+function wire() {
+  $('search').addEventListener('input', debounce(guard(() => { state.page = 1; return loadTracks(); }), 250));
+  $('prev-page').addEventListener('click', guard(() => { state.page -= 1; return loadTracks(); }));
+  $('next-page').addEventListener('click', guard(() => { state.page += 1; return loadTracks(); }));
+  for (const slot of ['a', 'b']) {
+    $(`upload-${slot}`).addEventListener('change', guard(async (e) => {
+      const file = e.target.files[0];
+      e.target.value = '';
+      if (file) await uploadAs(slot, file);
+    }));
+  }
+  $('style').addEventListener('change', () => { setParam('style', $('style').value); renderSettings(); });
+  $('beat-sync').addEventListener('change', renderSettings);
+  $('render').addEventListener('click', guard(renderTransition));
+  $('play').addEventListener('click', guard(togglePlay));
+  $('jump').addEventListener('click', guard(async () => {
+    const r = state.results[state.current];
+    await seekTo(Math.max(0, r.res.sidecar.timeline.overlap_start_s - PRE_ROLL_S));
+    if (!player.playing) await togglePlay();
+  }));
+  $('seek').addEventListener('pointerdown', () => { seeking = true; });
+  $('seek').addEventListener('pointerup', () => setTimeout(() => { seeking = false; }, 50));
+  $('seek').addEventListener('input', () => { seeking = true; updateClock(); });
+  $('seek').addEventListener('change', guard(async () => {
+    seeking = false;
+    await seekTo(Number($('seek').value));
+  }));
+  $('wave').addEventListener('click', guard(async (e) => {
+    const r = state.results[state.current];
+    if (!r) return;
+    const rect = e.currentTarget.getBoundingClientRect();
+    const f = (e.clientX - rect.left - PAD.left) / (rect.width - PAD.left - PAD.right);
+    await seekTo(Math.min(1, Math.max(0, f)) * r.buffer.duration);
+  }));
+  $('ab-0').addEventListener('click', guard(() => showResult(0)));
+  $('ab-1').addEventListener('click', guard(() => showResult(1)));
+  window.addEventListener('keydown', onKey);
+  window.addEventListener('resize', debounce(() => { peakCache.clear(); drawStatic(); }, 150));
+  player.onended = renderPlay;
+}
+
+// ?a=&b= (kept in the address as tracks are picked) restore the picks on reload
+async function restorePicks() {
+  for (const slot of ['a', 'b']) {
+    const id = url.searchParams.get(slot);
+    if (!id) continue;
+    try {
+      state[slot] = await api(`/api/tracks/${encodeURIComponent(id)}`);
+    } catch (e) {
+      setParam(slot, null);
+    }
+  }
+  renderPicks();
+}
+
+async function init() {
+  wire();
+  requestAnimationFrame(frame);
+  await Promise.all([loadStyles(), loadTracks(), restorePicks()]);
+  drawStatic();
+  setStatus(state.a && state.b ? 'ready to render' : 'pick two tracks: A fades out, B fades in');
+}
+
+// the test hook: enough to assert on from a browser test (or the console)
+window.__crossfade = {
+  state, player, pickTrack, drawStatic,
+  snapshot() {
+    const r = state.results[state.current];
+    return {
+      a: state.a ? state.a.id : null, b: state.b ? state.b.id : null,
+      results: state.results.map((x) => ({ id: x.res.id, duration: x.buffer.duration, label: x.label,
+                                           cached: x.res.cached })),
+      current: state.current, rendering: state.rendering, loaded: !!player.buffer,
+      playing: player.playing, time: player.currentTime(), duration: player.duration,
+      sidecar: r ? r.res.sidecar : null, measures: r ? r.res.measures : null,
+    };
+  },
+};
+
+guard(init)();
