@@ -13,7 +13,10 @@ Endpoints (all JSON; documented in ``docs/openapi.json``, served at ``/api/opena
                                    &assign=random|ranked|deterministic&seed=
     GET  /api/tracks/<id>/genres?run=        genre probabilities from a classifier run
     GET  /api/models                         trained runs: kind, layers, mappings
-    /api/mixer/...                           the stem mixer (mixer_api.py)
+    /api/mixer/...                           the stem mixer (mixer_api.py): separation jobs,
+                                   stems, mix export, suggestions (jobs[/<id>/...]), saved mixes
+    /api/crossfade/...                       crossfades between two tracks (crossfade_api.py):
+                                   POST /api/crossfade, GET styles, <id>, <id>/audio
 
 Fixes from the reference server: models load once per process and timelines are computed once
 and cached (memory + SQLite), the scaling options are honoured, uploads are size-limited,
