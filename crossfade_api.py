@@ -3,11 +3,12 @@
 Registered by ``api.py`` under ``/api/crossfade`` (JSON in and out, errors as
 ``{"error": ...}`` with a 4xx status):
 
-    GET  /styles            simple and neural styles, beat counts, defaults, WaveNet runs
-    POST /                  CrossfadeRequest -> {id, audio_url, duration, sidecar, curves,
-                            measures, cached}
-    GET  /<id>              the same JSON for a rendered transition
-    GET  /<id>/audio        the OGG (or FLAC) file, with HTTP Range support
+    GET  /api/crossfade/styles      simple and neural styles, beat counts, defaults, WaveNet
+                                    runs
+    POST /api/crossfade             CrossfadeRequest -> {id, audio_url, duration, sidecar
+                                    (with the gain ``curves``), measures, cached}
+    GET  /api/crossfade/<id>        the same JSON for a rendered transition
+    GET  /api/crossfade/<id>/audio  the OGG (or FLAC) file, with HTTP Range support
 
 A transition is rendered once: its id is the SHA-256 of the normalised request (the track ids
 are content hashes, so the same request means the same audio), the files live under

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS mixer_mixes (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mixer_mixes_user ON mixer_mixes(user_id, created);
+CREATE UNIQUE INDEX IF NOT EXISTS mixer_mixes_name ON mixer_mixes(user_id, job_id, name);
 """
 
 
@@ -127,20 +128,14 @@ def create_blueprint():
 
     @bp.post("/jobs")
     def start_job():
-        if request.files:
-            track = wc.save_upload(request.files.get("file"))
-            body = request.form.to_dict()
-        else:
-            body = wc.json_body()
-            track = None
+        upload = request.files.get("file") if request.files else None
+        body = request.form.to_dict() if request.mimetype == "multipart/form-data" \
+            else wc.json_body()
         unknown = sorted(set(body) - {"track_id", "backend", "model", "file"})
         if unknown:
             raise wc.ApiError(400, f"unknown field {unknown[0]!r} (fields: track_id, backend, "
                                    "model)")
-        track_id = track["id"] if track else body.get("track_id")
-        if not isinstance(track_id, str):
-            raise wc.ApiError(400, "send 'track_id' (JSON) or a multipart 'file' upload")
-        path = wc.track_path(track_id)
+        # every field is checked before an upload is stored: a refused job stores nothing
         backend = body.get("backend") or wc.setting("MIXER_BACKEND", "dsp")
         if backend not in BACKENDS:
             raise wc.ApiError(400, f"backend must be one of {', '.join(BACKENDS)}, "
@@ -154,6 +149,13 @@ def create_blueprint():
                 check_demucs_weights(model, repo)
             except ToolkitError as e:
                 raise wc.ApiError(503, str(e)) from None
+        if upload is not None:
+            track_id = wc.save_upload(upload)["id"]
+        else:
+            track_id = body.get("track_id")
+        if not isinstance(track_id, str):
+            raise wc.ApiError(400, "send 'track_id' (JSON) or a multipart 'file' upload")
+        path = wc.track_path(track_id)
         job_id = queue().submit(wc.db(), user_id=wc.user_id(), track_id=track_id,
                                 track_path=path, backend=backend, model=model,
                                 options={"demucs_repo": repo,
@@ -209,7 +211,7 @@ def create_blueprint():
             old.unlink(missing_ok=True)
         resp = send_file(out, mimetype=MIME[ext], as_attachment=True,
                          download_name=f"mix-{row['track_id']}{ext}")
-        resp.headers["X-Mix-Report"] = json.dumps(report)
+        resp.headers["X-Mix-Report"] = json.dumps(_finite(report))
         return resp
 
     @bp.get("/jobs/<job_id>/suggestions")
@@ -249,15 +251,22 @@ def create_blueprint():
         row = done_job(str(body.get("job_id")))
         settings = mix_settings(body["settings"], STEMS)
         con, user = wc.db(), wc.user_id()
-        existing = con.execute("SELECT id FROM mixer_mixes WHERE user_id = ? AND job_id = ? AND "
-                               "name = ?", (user, row["id"], name.strip())).fetchone()
-        mix_id = existing["id"] if existing else secrets.token_hex(8)
-        con.execute("INSERT OR REPLACE INTO mixer_mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (mix_id, user, row["id"], row["track_id"], row["cache_key"], name.strip(),
-                     json.dumps(body["settings"], sort_keys=True), time.time()))
         feats = _track_features(con, row)
-        mixer_gains.update_on_save(con, user, feats, mixer_gains.relative_gains(
-            settings.gains, settings.mutes))
+        key = (user, row["id"], name.strip())
+        existing = con.execute("SELECT id FROM mixer_mixes WHERE user_id = ? AND job_id = ? AND "
+                               "name = ?", key).fetchone()
+        # one mix per (user, stems, name), also when two saves race: the unique index decides
+        con.execute("INSERT INTO mixer_mixes VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                    "(user_id, job_id, name) DO UPDATE SET settings = excluded.settings, "
+                    "created = excluded.created",
+                    (secrets.token_hex(8), user, row["id"], row["track_id"], row["cache_key"],
+                     name.strip(), json.dumps(body["settings"], sort_keys=True), time.time()))
+        mix_id = con.execute("SELECT id FROM mixer_mixes WHERE user_id = ? AND job_id = ? AND "
+                             "name = ?", key).fetchone()["id"]
+        if existing is None:
+            mixer_gains.update_on_save(con, user, feats, _preference_target(settings))
+        else:   # a replaced mix must not count twice: learn the user's mixes afresh
+            _retrain_preferences(con, user)
         return jsonify(mix_json(my_mix(mix_id))), 201 if existing is None else 200
 
     @bp.get("/mixes")
@@ -274,22 +283,52 @@ def create_blueprint():
 
     @bp.delete("/mixes/<mix_id>")
     def delete_mix(mix_id: str):
-        import mixer_gains
         m = my_mix(mix_id)
         con, user = wc.db(), wc.user_id()
         con.execute("DELETE FROM mixer_mixes WHERE id = ?", (m["id"],))
-        feats, targets = [], []
-        for r in con.execute("SELECT m.settings, j.* FROM mixer_mixes m JOIN mixer_jobs j ON "
-                             "j.id = m.job_id WHERE m.user_id = ? ORDER BY m.created",
-                             (user,)).fetchall():
-            s = mix_settings(json.loads(r["settings"]))
-            feats.append(_track_features(con, r))
-            targets.append(mixer_gains.relative_gains(s.gains, s.mutes))
-        mixer_gains.retrain(con, user, np.array(feats).reshape(-1, mixer_gains.N_FEATURES),
-                            np.array(targets).reshape(-1, 4))
-        return jsonify(deleted=m["id"], retrained_on=len(feats))
+        return jsonify(deleted=m["id"], retrained_on=_retrain_preferences(con, user))
 
     return bp
+
+
+def _preference_target(settings) -> np.ndarray:
+    """What a saved mix teaches: its relative gains, with muted stems, and every stem left out
+    of a solo, at the -60 dB floor."""
+    import mixer_gains
+    silent = set(settings.mutes)
+    if settings.solos:
+        silent |= set(STEMS) - set(settings.solos)
+    return mixer_gains.relative_gains(settings.gains, silent)
+
+
+def _retrain_preferences(con, user: str) -> int:
+    """Retrain ``user``'s suggestion network from scratch on their saved mixes; a mix whose
+    track can no longer be analysed is left out rather than failing the request."""
+    import mixer_gains
+    import web_common as wc
+    feats, targets = [], []
+    for r in con.execute("SELECT m.settings, j.* FROM mixer_mixes m JOIN mixer_jobs j ON "
+                         "j.id = m.job_id WHERE m.user_id = ? ORDER BY m.created",
+                         (user,)).fetchall():
+        try:
+            feats.append(_track_features(con, r))
+        except wc.ApiError:
+            continue
+        targets.append(_preference_target(mix_settings(json.loads(r["settings"]))))
+    mixer_gains.retrain(con, user, np.array(feats).reshape(-1, mixer_gains.N_FEATURES),
+                        np.array(targets).reshape(-1, 4))
+    return len(feats)
+
+
+def _finite(obj):
+    """JSON-safe copy: NaN and infinities (e.g. the loudness of silence) become null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _track_features(con, job) -> np.ndarray:

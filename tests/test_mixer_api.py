@@ -278,3 +278,40 @@ def test_saved_mixes_and_suggestions(app, finished):
     for mix_id in ids[1:]:
         client.delete(f"/api/mixer/mixes/{mix_id}")
     assert not client.get(url).json["trained"]                   # back to neutral
+
+
+def test_refused_job_stores_no_upload(app, data_dir):
+    client = app.test_client()
+    data, _ = song_bytes("Rock", 7, seconds=2.0)
+    files = lambda: sorted((data_dir / "uploads").glob("*"))  # noqa: E731
+    before = files()
+    r = upload_job(client, data, backend="nonsense")
+    assert r.status_code == 400 and "backend" in r.json["error"]
+    assert files() == before
+    assert client.get("/api/tracks?source=upload").json["items"] == []
+
+
+def test_resave_solo_and_silent_report(app, finished):
+    client, _, job, _ = finished
+    user = app.test_client()          # a fresh user: their own preference model
+    r = user.post("/api/mixer/jobs", json={"track_id": job["track_id"], "backend": "dsp"})
+    mine, _ = wait(user, r.json["id"])
+    url = f"/api/mixer/jobs/{mine['id']}/suggestions"
+    solo = {"solos": ["vocals"], "gains": {"vocals": 0}}
+    for _ in range(2):                # saving the same name again replaces, never counts twice
+        r = user.post("/api/mixer/mixes", json={"job_id": mine["id"], "name": "solo",
+                                                "settings": solo})
+        assert r.status_code in (200, 201)
+    assert len(user.get("/api/mixer/mixes").json["items"]) == 1
+    learned = user.get(url).json
+    assert learned["n_examples"] == 1
+    # a vocals solo teaches "vocals far above the rest", not "all stems at 0 dB"
+    g = learned["gains"]
+    assert g["vocals"] > max(g["drums"], g["bass"], g["other"]) + 1.0
+    # silence has no loudness: the report says null, and stays valid JSON
+    r = user.post(f"/api/mixer/jobs/{mine['id']}/mix",
+                  json={"mutes": ["drums", "bass", "other", "vocals"], "normalize": "lufs"})
+    assert r.status_code == 200
+    report = json.loads(r.headers["X-Mix-Report"])
+    assert all(v is None or np.isfinite(v) for v in report.values()
+               if isinstance(v, (int, float)) or v is None)
