@@ -395,6 +395,8 @@ def get_parser() -> argparse.ArgumentParser:
     m.add_argument("--normalize", choices=["none", "peak", "rescale", "lufs"], default="lufs")
     m.add_argument("--target-lufs", type=float, default=-14.0)
     m.add_argument("--ceiling-dbtp", type=float, default=-1.0)
+    m.add_argument("--no-limiter", action="store_true",
+                   help="lufs: lower the whole gain to meet the ceiling instead of limiting")
     m.add_argument("--bits", type=int, choices=[16, 24], default=16, help="WAV sample size")
 
     e = sub.add_parser("evaluate", help="SDR of a backend on folders with true stems")
@@ -442,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "pans": _assignments(args.pan, "pan"), "mutes": args.mute,
                                  "solos": args.solo, "normalize": args.normalize,
                                  "target_lufs": args.target_lufs,
-                                 "ceiling_dbtp": args.ceiling_dbtp, "format": fmt})
+                                 "ceiling_dbtp": args.ceiling_dbtp,
+                                 "limiter": not args.no_limiter, "format": fmt})
         stems, sr = load_stems(args.stems_dir)
         audio, report = render_mix(stems, sr, settings)
         export_mix(out, audio, sr, fmt)

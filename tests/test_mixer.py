@@ -168,6 +168,32 @@ def test_dsp_separate_files_and_cli_mix(song, tmp_path, capsys):
     assert "must be in [-60, 12]" in capsys.readouterr().err
 
 
+def test_dsp_progress_moves_from_the_start(song, tmp_path):
+    path, _, mix = song
+    short = tmp_path / "short.wav"
+    sf.write(short, mix[:, :3 * SR].T, SR, subtype="FLOAT")
+    seen = []
+    ms.separate(short, tmp_path / "out", backend="dsp", progress=lambda f, s: seen.append((f, s)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] <= 0.01 and fractions[-1] == 1.0
+    assert any(0 < f < 0.2 for f, s in seen if s == "decoding")
+    # a one-block song still reports progress within its block
+    assert len({f for f, s in seen if s == "separating" and f < 0.95}) >= 4
+
+
+def test_decode_in_blocks_equals_load_audio(song, tmp_path):
+    path, _, mix = song
+    low = tmp_path / "low.flac"
+    sf.write(low, mix[:, ::2].T, SR // 2)                    # resampled on the way in
+    seen = []
+    audio = ms.decode_in_blocks(low, SR, lambda f, s: seen.append((f, s)), block_seconds=1.0)
+    expected, _ = ms.load_audio(low, sr=SR, mono=False)
+    np.testing.assert_array_equal(audio, expected)
+    fractions = [f for f, _ in seen]
+    assert len(seen) >= 6 and fractions == sorted(fractions) and fractions[0] > 0
+    assert fractions[-1] == ms.DECODE_SHARE and {s for _, s in seen} == {"decoding"}
+
+
 def test_sdr_definitions():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((2, SR * 3)).astype(np.float32)
@@ -208,16 +234,122 @@ def test_loudness_matches_pyloudnorm_and_lufs_hits_target():
     assert mr.integrated_loudness(np.zeros((2, SR)), SR) == float("-inf")
 
 
-def test_lufs_respects_the_true_peak_ceiling():
+def _peaky(seconds=8.0, seed=0):
+    """Drum-like transients (5 ms decaying noise bursts, left louder than right) every 0.5 s
+    over a quiet two-tone pad: at -14 LUFS the bursts would peak ~10 dB over -1 dBTP."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    pad = 0.08 * np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)])
+    hits = np.zeros_like(pad)
+    burst = rng.standard_normal(int(0.005 * SR)) * np.exp(-np.arange(int(0.005 * SR)) / 60)
+    for start in range(SR // 10, t.size - burst.size, SR // 2):
+        hits[:, start:start + burst.size] += np.array([[0.5], [0.3]]) * burst
+    return {"drums": hits.astype(np.float32), "other": pad.astype(np.float32)}
+
+
+def test_lufs_limiter_hits_target_under_the_ceiling():
+    stems = _peaky()
+    out, report = mr.render_mix(stems, SR, mr.mix_settings({}))
+    assert pyln.Meter(SR).integrated_loudness(out.T.astype(np.float64)) == pytest.approx(
+        -14, abs=0.5)
+    assert 20 * np.log10(mr.true_peak(out)) <= -1.0 + 0.1
+    assert 6 < report["limiter_max_reduction_db"] < 14          # transients only: the
+    assert 0 < report["limiter_limited_percent"] < 75           # release spans 0.1 dB ~0.25 s
+    assert "limited_by_true_peak" not in report
+    # the loudness the report gives (estimated through the gain curve) is the real one
+    assert report["output_lufs"] == pytest.approx(
+        pyln.Meter(SR).integrated_loudness(out.T.astype(np.float64)), abs=0.05)
+    mix = mr.mix_stems(stems, mr.mix_settings({}))
+    loud = np.abs(mix).min(axis=0) > 1e-3
+    ratio = out[:, loud] / mix[:, loud]
+    np.testing.assert_allclose(ratio[0], ratio[1], rtol=1e-5)   # one gain for both channels
+    assert ratio.max() / ratio.min() > 2                        # and it moved
+
+
+def test_lufs_without_limiter_lowers_the_gain():
+    stems = _peaky()
+    out, report = mr.render_mix(stems, SR, mr.mix_settings({"limiter": False}))
+    assert report["limited_by_true_peak"] and "limiter_max_reduction_db" not in report
+    assert 20 * np.log10(mr.true_peak(out)) == pytest.approx(-1.0, abs=0.01)
+    loudness = pyln.Meter(SR).integrated_loudness(out.T.astype(np.float64))
+    assert loudness < -14 - 6 and report["output_lufs"] == pytest.approx(loudness, abs=0.05)
+    mix = mr.mix_stems(stems, mr.mix_settings({}))
+    np.testing.assert_allclose(out, mix * np.float32(10 ** (report["gain_db"] / 20)),
+                               rtol=2e-3, atol=1e-7)            # a static gain
     clicks = np.zeros((2, SR * 4), np.float32)
     clicks[:, ::SR // 4] = 0.5                               # very peaky: -14 LUFS would clip
-    out, report = mr.render_mix({"drums": clicks}, SR, mr.mix_settings({}))
+    out, report = mr.render_mix({"drums": clicks}, SR, mr.mix_settings({"limiter": False}))
     assert report["limited_by_true_peak"]
     assert 20 * np.log10(mr.true_peak(out)) == pytest.approx(-1.0, abs=0.01)
+    # the limiter cannot make lone clicks loud, but it still holds the ceiling (also on
+    # the click at sample 0) and stops at 6 dB of make-up
+    out, report = mr.render_mix({"drums": clicks}, SR, mr.mix_settings({}))
+    assert 20 * np.log10(mr.true_peak(out)) <= -1.0 + 0.1
+    assert report["output_lufs"] < -20 and report["gain_db"] == pytest.approx(
+        -14 - report["input_lufs"] + mr.MAKEUP_MAX_DB, abs=0.02)
     # true peak sees an intersample peak that sample peak misses
     t = np.arange(SR) / SR
     tone = np.sin(2 * np.pi * SR / 4 * t + np.pi / 4).astype(np.float32)[None]
     assert np.abs(tone).max() == pytest.approx(0.707, abs=1e-3) and mr.true_peak(tone) > 0.95
+
+
+def test_limiter_leaves_quiet_material_alone():
+    t = np.arange(4 * SR) / SR
+    pad = (0.1 * np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 277 * t)])
+           ).astype(np.float32)
+    for target in (-14.0, -23.0):
+        out, report = mr.render_mix({"other": pad}, SR, mr.mix_settings({"target_lufs": target}))
+        assert report["limiter_max_reduction_db"] == 0 and report["limiter_limited_percent"] == 0
+        gain = mr.db_to_gain(report["gain_db"])
+        np.testing.assert_allclose(out, pad * np.float32(gain), rtol=2e-3, atol=1e-6)
+        plain, _ = mr.render_mix({"other": pad}, SR, mr.mix_settings({"target_lufs": target,
+                                                                      "limiter": False}))
+        np.testing.assert_array_equal(out, plain)           # the limiter did nothing at all
+        assert report["output_lufs"] == pytest.approx(target, abs=0.01)
+    assert mr.true_peak_limiter(pad, SR, 0.5) is None
+
+
+def _reference_limiter(audio, ceiling, lookahead, release):
+    """The limiter as a per-sample loop over the 4x-oversampled peaks (slow, obvious)."""
+    H = mr._tp_filter(4)
+    n = audio.shape[1]
+    peak = np.abs(audio).max(axis=0).astype(np.float64)
+    for ch in audio:
+        x = np.concatenate([np.zeros(11, np.float32), ch, np.zeros(11, np.float32)])
+        for e in range(n + 11):                  # y[4e + r] lies between x[e - 6], x[e - 5]
+            p = np.abs(x[e + 11 - np.arange(12)] @ H).max()
+            for m in (e - 6, e - 5):
+                if 0 <= m < n:
+                    peak[m] = max(peak[m], p)
+    need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
+    L = int(round(lookahead * SR))
+    g1 = np.array([need[i:i + L].min() for i in range(n)])
+    g2 = np.array([np.concatenate([np.full(max(0, L - 1 - i), g1[0]),   # as at sample 0
+                                   g1[max(0, i - L + 1):i + 1]]).mean() for i in range(n)])
+    a, d = np.exp(-1 / (release * SR)), 0.0
+    out = np.empty(n)
+    for i in range(n):
+        d = max(1 - g2[i], a * d)
+        out[i] = 1 - d
+    return out
+
+
+def test_true_peak_limiter_equals_the_per_sample_loop():
+    rng = np.random.default_rng(2)
+    x = (0.1 * rng.standard_normal((2, 3000))).astype(np.float32)
+    x[:, [500, 1400, 1450, 2600]] = [[1.5, -1.2, 0.9, 2.0], [0.2, 0.3, -1.1, 0.1]]
+    ceiling = 0.8
+    curve = mr.true_peak_limiter(x, SR, ceiling, lookahead=0.002, release=0.005)
+    expected = _reference_limiter(x, ceiling, 0.002, 0.005)
+    np.testing.assert_allclose(curve, expected, atol=1e-4)  # tails cut below 1e-4
+    assert mr.true_peak(x * curve) <= ceiling * 10 ** (0.1 / 20)
+    L = int(round(0.002 * SR))
+    first = np.flatnonzero(curve < 1)[0]
+    assert 500 - 8 - L < first < 500                # the attack starts within the look-ahead
+    x[:, 0] = 3.0                                   # a peak on the first sample is held too
+    curve = mr.true_peak_limiter(x, SR, ceiling, lookahead=0.002, release=0.005)
+    np.testing.assert_allclose(curve, _reference_limiter(x, ceiling, 0.002, 0.005), atol=1e-4)
+    assert mr.true_peak(x * curve) <= ceiling * 10 ** (0.1 / 20)
 
 
 def test_peak_and_rescale():

@@ -582,11 +582,16 @@ function describeReport(header) {
   let r;
   try { r = JSON.parse(header); } catch (e) { return ''; }
   const parts = [];
-  if (Number.isFinite(r.input_lufs) && Number.isFinite(r.gain_db)) {
+  if (Number.isFinite(r.output_lufs)) parts.push(`${r.output_lufs.toFixed(1)} LUFS`);
+  else if (Number.isFinite(r.input_lufs) && Number.isFinite(r.gain_db)) {
     parts.push(`${(r.input_lufs + r.gain_db).toFixed(1)} LUFS`);
   }
   if (Number.isFinite(r.gain_db)) parts.push(`gain ${fmtDb(r.gain_db)}`);
   if (Number.isFinite(r.sample_peak_dbfs)) parts.push(`peak ${r.sample_peak_dbfs.toFixed(1)} dBFS`);
+  if (r.limiter_max_reduction_db > 0.05) {
+    parts.push(`limiter up to ${r.limiter_max_reduction_db.toFixed(1)} dB on ` +
+               `${(r.limiter_limited_percent || 0).toFixed(1)} % of samples`);
+  }
   if (r.limited_by_true_peak) parts.push('held at the true-peak ceiling');
   return parts.join(', ');
 }
