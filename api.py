@@ -418,10 +418,9 @@ def _api_routes():
         page = wc.arg("page", int, 1, lo=1)
         per_page = wc.arg("per_page", int, 50, lo=1, hi=500)
         where, params = [], []
-        if source in ("fma", "upload"):
-            where.append("source = ?")
-            params.append(source)
-        elif source == "mine":
+        if source == "fma":
+            where.append("source = 'fma'")
+        elif source in ("upload", "mine"):    # uploads are only ever listed to their uploader
             where.append("owner = ?")
             params.append(wc.user_id())
         else:   # the FMA set plus this user's uploads, never other users' uploads

@@ -170,7 +170,10 @@ def test_uploads_are_private_to_their_user(app):
     alice, bob = app.test_client(), app.test_client()
     t = upload(alice, wav_bytes(0.8, freq=770.0), "alice.wav").json
     assert t["id"] in [x["id"] for x in alice.get("/api/tracks?source=mine").json["items"]]
-    assert t["id"] not in [x["id"] for x in bob.get("/api/tracks?per_page=500").json["items"]]
+    for source in ("all", "upload", "mine"):
+        seen = bob.get(f"/api/tracks?per_page=500&source={source}").json["items"]
+        assert t["id"] not in [x["id"] for x in seen], source
+    assert t["id"] in [x["id"] for x in alice.get("/api/tracks?source=upload").json["items"]]
 
 
 # ------------------------------------------------------------------------------------ models
