@@ -9,58 +9,34 @@ screenshot goes to ``test-artifacts/crossfade.png``.
 from __future__ import annotations
 
 import io
-import threading
 
 import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
-from conftest import ROOT, make_app
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-gpu-sandbox", "--autoplay-policy=no-user-gesture-required"]
-ARTIFACTS = ROOT / "test-artifacts"
+from browsing import ARTIFACTS, chromium, recording_page, serve
+from conftest import make_app
 
 
 @pytest.fixture(scope="module")
 def server(sample_set, tmp_path_factory):
-    from waitress import create_server
-
-    import mixer_api
     app = make_app(tmp_path_factory.mktemp("data"), sample_set,
                    tmp_path_factory.mktemp("no_models"))
-    srv = create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
-    mixer_api.shutdown(app)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 820})
-    pg = ctx.new_page()
-    pg.errors = []
-    pg.on("console", lambda m: pg.errors.append(f"console.{m.type}: {m.text} ({m.location})")
-          if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(f"pageerror: {e}"))
-    pg.on("response", lambda r: pg.errors.append(f"HTTP {r.status} {r.request.method} {r.url}")
-          if r.status >= 400 else None)
-    yield pg
-    ctx.close()
+    with recording_page(browser, viewport={"width": 1280, "height": 820}) as pg:
+        yield pg
 
 
 def snap(page) -> dict:
