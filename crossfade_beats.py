@@ -1,11 +1,12 @@
 """Beats, downbeats and the beat-synchronous crossfade plan.
 
-Beats come from librosa's dynamic-programming tracker (Ellis 2007) run on our own log-mel
-spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and each beat is then
-moved to the envelope peak within two frames, with parabolic interpolation, so beat times are
-not quantised to the hop. librosa has no downbeat tracker, so downbeats are the phase (mod 4,
-i.e. 4/4 time) whose beats carry the most evidence of a bar start: a strong onset, a strong
-low-frequency onset (kick drums) and a harmonic change (beat-synchronous chroma novelty).
+Beats come from Ellis' (2007) dynamic-programming tracker (librosa's, redone in NumPy) run on
+our own log-mel spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and
+each beat is then moved to the envelope peak within two frames, with parabolic interpolation,
+so beat times are not quantised to the hop. librosa has no downbeat tracker, so downbeats are
+the phase (mod 4, i.e. 4/4 time) whose beats carry the most evidence of a bar start: a strong
+onset, a strong low-frequency onset (kick drums) and a harmonic change (beat-synchronous chroma
+novelty).
 
 The plan follows the DJ recipe (djmix-analysis: transitions cluster at multiples of 32 beats,
 tempo changes < 8 % in about 90 % of real mixes): the overlap is L = 8, 16 or 32 of A's beats
@@ -94,16 +95,79 @@ def _downbeat_phase(grid: BeatGrid) -> int:
     return int(np.argmax(scores))
 
 
-def _global_tempo(env: np.ndarray) -> float:
-    """librosa's tempo estimate (8 s autocorrelation weighted by its log-normal prior around
-    120 bpm) from one autocorrelation of the whole envelope, not the mean of a tempogram's
-    per-frame autocorrelations: for music at a steady tempo the same peak, at a small fraction
-    of the cost (the tempogram was most of ``beat_track``'s time on a 60 s excerpt)."""
-    import librosa
-    win = min(len(env), int(librosa.time_to_frames(8.0, sr=ANALYSIS_SR, hop_length=HOP)))
-    ac = librosa.autocorrelate(env, max_size=win)
-    tg = (ac / ac[0] if ac[0] > 0 else ac)[:, None]          # (lags, 1), normalised as tempogram
-    return float(librosa.feature.tempo(tg=tg, sr=ANALYSIS_SR, hop_length=HOP)[0])
+def _global_tempo(env: np.ndarray, *, start_bpm: float = 120.0, std_octaves: float = 1.0,
+                  max_bpm: float = 320.0) -> float:
+    """librosa's tempo estimate, computed once for the whole envelope: its 8 s autocorrelation,
+    scored as ``log1p(1e6 ac) + log-normal prior`` (mean 120 bpm, one octave deviation), not
+    the mean of a per-frame tempogram (that was most of ``beat_track``'s time on 60 s)."""
+    win = min(len(env), int(round(8.0 * ANALYSIS_SR / HOP)))
+    n_fft = 1 << int(np.ceil(np.log2(2 * len(env) - 1)))
+    spec = np.fft.rfft(env, n_fft)
+    ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n_fft)[:win]
+    ac = ac / ac[0] if ac[0] > 0 else ac
+    lags = np.arange(1, win)
+    bpm = 60.0 * ANALYSIS_SR / (HOP * lags)
+    score = np.log1p(1e6 * np.maximum(ac[1:], 0))
+    score = score - 0.5 * ((np.log2(bpm) - np.log2(start_bpm)) / std_octaves) ** 2
+    score[bpm > max_bpm] = -np.inf
+    return float(bpm[int(np.argmax(score))])
+
+
+def dp_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.ndarray:
+    """Beat frames by Ellis' (2007) dynamic programming, as librosa's ``beat_track`` does it,
+    in NumPy: librosa's version is a numba gufunc whose compilation cost ~5 s on every cold
+    start of the command line, four times the whole warm crossfade.
+
+    The local score is the onset envelope smoothed by a Gaussian of width period/32; each
+    frame's best predecessor lies 0.5-2 periods back, with a transition cost
+    ``tightness * log(lag / period)^2``; the last beat is the last local maximum of the
+    cumulative score above half their median; weak beats at either end are trimmed.
+    """
+    n = len(env)
+    period = max(1, int(round(60.0 * ANALYSIS_SR / (HOP * bpm))))
+    sd = env.std(ddof=1) if n > 1 else 0.0
+    if sd <= 0:
+        return np.zeros(0, dtype=int)
+    g = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
+    local = np.convolve(env / sd, g, mode="same")
+    lags = np.arange(-2 * period, -int(np.round(period / 2)) + 1)     # predecessor offsets
+    txcost = -tightness * np.log(-lags / period) ** 2
+    cum = np.zeros(n)
+    back = np.full(n, -1, dtype=int)
+    small = 0.01 * local.max()
+    first = True
+    for i in range(n):
+        cand = i + lags
+        ok = cand >= 0
+        best = -1
+        if ok.any():
+            scores = cum[cand[ok]] + txcost[ok]
+            k = int(np.argmax(scores))
+            best = int(cand[ok][k])
+            cum[i] = local[i] + scores[k]
+        else:
+            cum[i] = local[i]
+        if first and local[i] < small:
+            back[i] = -1
+        else:
+            back[i] = best
+            first = False
+    # the last beat: the last local maximum of the cumulative score above half their median
+    peaks = np.flatnonzero((cum[1:-1] > cum[:-2]) & (cum[1:-1] >= cum[2:])) + 1
+    if len(peaks) == 0:
+        return np.zeros(0, dtype=int)
+    strong = peaks[cum[peaks] > 0.5 * np.median(cum[peaks])]
+    beats = [int(strong[-1])]
+    while back[beats[-1]] >= 0:
+        beats.append(int(back[beats[-1]]))
+    beats = np.array(beats[::-1])
+    # trim leading and trailing beats whose smoothed local score is weak
+    smooth = np.convolve(local[beats], np.hanning(7)[1:-1], mode="same")
+    keep = smooth > 0.5 * np.sqrt(np.mean(smooth ** 2))
+    if not keep.any():
+        return np.zeros(0, dtype=int)
+    lo, hi = np.flatnonzero(keep)[[0, -1]]
+    return beats[lo:hi + 1]
 
 
 def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
@@ -118,9 +182,7 @@ def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid
     low = librosa.mel_frequencies(n_mels=66, fmax=8000)[1:-1] < LOW_HZ
     env, low_env = _flux(mel_db), _flux(mel_db[low])
     chroma = librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec
-    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
-                                        bpm=_global_tempo(env), units="frames")
-    frames = np.asarray(frames, dtype=int)
+    frames = dp_beats(env, _global_tempo(env))
     if len(frames) < 2 * BEATS_PER_BAR:
         raise ToolkitError("no steady beat found")
     # move each beat to the envelope peak within +-2 frames, then interpolate the peak

@@ -534,3 +534,20 @@ def test_prep_then_train_cli(tmp_path):
     assert wavenet.load_wavenet(tmp_path / "run") is not None
     assert cf.main(["train", "--data", str(tmp_path / "missing.h5"), "--run",
                     str(tmp_path / "run2"), "--steps", "1"]) == 2
+
+
+def test_dp_beats_finds_a_pulse_train_and_its_tempo():
+    import crossfade_beats as cb
+    rng = np.random.default_rng(0)
+    fps = cb.ANALYSIS_SR / cb.HOP
+    period = fps * 60 / 128.0                      # 128 bpm in envelope frames (about 40.4)
+    env = 0.05 * rng.random(int(30 * fps))
+    clicks = np.round(np.arange(3 * period, len(env) - 2, period)).astype(int)
+    env[clicks] += 1.0
+    assert cb._global_tempo(env) == pytest.approx(128.0, rel=0.02)
+    beats = cb.dp_beats(env, cb._global_tempo(env))
+    assert len(beats) >= len(clicks) - 2
+    # every beat sits on a click, and no click in the middle is missed
+    assert np.abs(beats[:, None] - clicks[None, :]).min(axis=1).max() <= 1
+    assert set(clicks[2:-2]) <= set(beats)
+    assert len(cb.dp_beats(np.zeros(500), 120.0)) == 0
