@@ -432,7 +432,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--run", required=True)
     p.add_argument("--preset", choices=("small", "nsynth"), default="small")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000,
+                   help="training steps in all (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=6144, help="samples per training crop")
     p.add_argument("--lr", type=float, default=2e-4)

@@ -519,12 +519,14 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
                   lr: float = 2e-4, seed: int = 0, resume: bool = False, device: str = "cpu",
                   config_overrides: dict | None = None, progress: bool = True,
                   checkpoint_every: int = 100) -> dict:
-    """Train the autoencoder on random ``crop``-sample crops of the clips for ``steps`` steps.
+    """Train the autoencoder on random ``crop``-sample crops of the clips up to ``steps`` steps
+    in all (like ``num_epochs`` in train.py: re-running a killed run's command with ``--resume``
+    finishes it, and a larger ``steps`` extends a finished one).
 
     Adam, cross-entropy over mu-law labels, grad-norm clipping at GRAD_CLIP. Crops are drawn
-    from (seed, step), so ``resume=True`` (which adds ``steps`` more steps to the run in
-    ``run_dir``) continues exactly as an uninterrupted run would. ``last.pt`` is written
-    atomically every ``checkpoint_every`` steps and at the end. Returns a summary dict.
+    from (seed, step), so ``resume=True`` continues exactly as an uninterrupted run would.
+    ``last.pt`` is written atomically every ``checkpoint_every`` steps and at the end. Returns
+    a summary dict.
     """
     for key, value in (("steps", steps), ("batch_size", batch_size),
                        ("checkpoint_every", checkpoint_every)):
@@ -566,11 +568,11 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
     atomic_write_json(run / "config.json", settings)
 
     model.train()
-    first, last = done, done + steps
+    first, last = done, max(done, steps)
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=steps, desc="train wavenet", unit="step", disable=None)
+        bar = tqdm(total=last - first, desc="train wavenet", unit="step", disable=None)
     with _open_clips(data_path, crop) as f:
         clips = f["clips"]
         n_clips, length = clips.shape
@@ -601,7 +603,7 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
                 _write_metrics(run, history)
     if bar is not None:
         bar.close()
-    return {"run_dir": str(run), "steps": done, "steps_this_call": steps,
+    return {"run_dir": str(run), "steps": done, "steps_this_call": last - first,
             "final_loss": history[-1][1], "first_loss": history[0][1],
             "wall_seconds": round(wall, 3), "parameters": count_parameters(model),
             "seed": seed}

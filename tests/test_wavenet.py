@@ -221,8 +221,10 @@ def train(h5, run, steps, **kw):
 def test_training_resume_equals_uninterrupted(clips_h5, tmp_path):
     whole = train(clips_h5, tmp_path / "whole", 3)
     train(clips_h5, tmp_path / "split", 2)
-    resumed = train(clips_h5, tmp_path / "split", 1, resume=True)
+    resumed = train(clips_h5, tmp_path / "split", 3, resume=True)    # steps is the total
     assert whole["steps"] == resumed["steps"] == 3 and resumed["steps_this_call"] == 1
+    again = train(clips_h5, tmp_path / "split", 3, resume=True)      # finished: nothing to do
+    assert again["steps"] == 3 and again["steps_this_call"] == 0
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
     assert a["step"] == b["step"] == 3
