@@ -1,3 +1,5 @@
+import { formatTime } from './player.js';
+
 // Tiny JSON client for the playground API: every error surfaces as an Error with the
 // server's message (the server always answers {"error": "..."} on failure).
 export async function api(path, options = {}) {
@@ -32,4 +34,45 @@ export function setStatus(text, isError = false) {
   if (!el) return;
   el.textContent = text;
   el.classList.toggle('error', isError);
+}
+
+// ------------------------------------------------------------------------------ page helpers
+// Every page keeps its state in the address so a link reproduces it.
+export function setUrlParam(name, value) {
+  const url = new URL(window.location.href);
+  if (value === null || value === undefined || value === '') url.searchParams.delete(name);
+  else url.searchParams.set(name, value);
+  history.replaceState(null, '', url);
+}
+
+export const urlParam = (name, fallback = null) =>
+  new URL(window.location.href).searchParams.get(name) ?? fallback;
+
+// Wrap an event handler so its errors end up in the status line, never as uncaught ones.
+export function guard(fn) {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (e) {
+      if (e && e.name === 'AbortError') return undefined;
+      setStatus(e && e.message ? e.message : String(e), true);
+      return undefined;
+    }
+  };
+}
+
+export const trackLabel = (t) => `${t.title || t.id}${t.artist ? ' — ' + t.artist : ''}`;
+
+// The small line under a track's title in every track list.
+export function trackMeta(t) {
+  return [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
+          formatTime(t.duration)].filter(Boolean).join(' · ');
+}
+
+// The pager under a track list (#page-info, #prev-page, #next-page on every page).
+export function showPager(res) {
+  const pages = Math.max(1, Math.ceil(res.total / res.per_page));
+  document.getElementById('page-info').textContent = `${res.total} tracks · page ${res.page}/${pages}`;
+  document.getElementById('prev-page').disabled = res.page <= 1;
+  document.getElementById('next-page').disabled = res.page >= pages;
 }

@@ -1,14 +1,15 @@
 // The visualizer page: pick or upload a track, choose model/layer/mapping, and watch the
 // learned features drive a three.js visualization in sync with the audio clock.
 import * as THREE from 'three';
-import { api, query, setStatus, uploadTrack } from './api.js';
+import {
+  api, query, setStatus, uploadTrack, setUrlParam, showPager, trackMeta, urlParam,
+} from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
 import { Ewma, sampleTimeline } from './timeline.js';
 import { VISUALIZATIONS } from './viz/index.js';
 
 const $ = (id) => document.getElementById(id);
 const N = 10;                       // parameters per visualization, features per timeline
-const url = new URL(window.location.href);
 const state = {
   track: null, tracks: [], page: 1, perPage: 50, models: [], timeline: null,
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
@@ -21,12 +22,8 @@ const paramValues = new Float32Array(N); // smoothed, assigned to parameters, in
 const scaled = new Float32Array(N);      // in each parameter's own range
 
 // ------------------------------------------------------------------------------ URL state
-function setParam(name, value) {
-  if (value === null || value === undefined || value === '') url.searchParams.delete(name);
-  else url.searchParams.set(name, value);
-  history.replaceState(null, '', url);
-}
-const param = (name, fallback = null) => url.searchParams.get(name) ?? fallback;
+const setParam = setUrlParam;
+const param = urlParam;
 
 // ------------------------------------------------------------------------------ renderer
 const canvas = $('canvas');
@@ -136,17 +133,13 @@ async function loadTracks() {
     li.dataset.id = t.id;
     li.textContent = t.title || t.id;
     const small = document.createElement('small');
-    small.textContent = [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
-                         formatTime(t.duration)].filter(Boolean).join(' · ');
+    small.textContent = trackMeta(t);
     li.appendChild(small);
     if (state.track && t.id === state.track.id) li.classList.add('selected');
     li.addEventListener('click', () => selectTrack(t));
     list.appendChild(li);
   }
-  const pages = Math.max(1, Math.ceil(res.total / res.per_page));
-  $('page-info').textContent = `${res.total} tracks · page ${res.page}/${pages}`;
-  $('prev-page').disabled = res.page <= 1;
-  $('next-page').disabled = res.page >= pages;
+  showPager(res);
 }
 
 async function selectTrack(track) {

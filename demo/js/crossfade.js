@@ -3,7 +3,9 @@
 // cached by request), then see it (waveform, overlap, the two gain curves the server applied)
 // and hear it (Web Audio, decoded once). "Compare with" renders a second style of the same
 // transition and A/B switches between them at the same position.
-import { api, query, setStatus, uploadTrack } from './api.js';
+import {
+  api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
+} from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
 
 const $ = (id) => document.getElementById(id);
@@ -15,7 +17,6 @@ const COLORS = {
 const PAD = { top: 14, bottom: 22, left: 6, right: 6 };
 const PRE_ROLL_S = 1.0;                       // "To overlap" starts this long before it
 
-const url = new URL(window.location.href);
 const player = new AudioPlayer();
 const state = {
   tracks: [], page: 1, perPage: 30,
@@ -27,25 +28,9 @@ const state = {
   lastRequests: [],                           // the bodies sent for the current results
 };
 
-function setParam(name, value) {
-  if (value === null || value === undefined || value === '') url.searchParams.delete(name);
-  else url.searchParams.set(name, value);
-  history.replaceState(null, '', url);
-}
+const setParam = setUrlParam;
 
-// Every handler goes through this: errors end up in the status line, never as uncaught ones.
-function guard(fn) {
-  return async (...args) => {
-    try {
-      return await fn(...args);
-    } catch (e) {
-      setStatus(e && e.message ? e.message : String(e), true);
-      return undefined;
-    }
-  };
-}
 
-const trackLabel = (t) => `${t.title || t.id}${t.artist ? ' — ' + t.artist : ''}`;
 const fmtClock = (t) => `${formatTime(t)}.${Math.floor((Math.max(0, t) % 1) * 10)}`;
 const fmtS = (s) => `${Number(s).toFixed(2)} s`;
 const fmtDb = (db) => `${db > 0 ? '+' : db < 0 ? '−' : '±'}${Math.abs(db).toFixed(1)} dB`;
@@ -65,8 +50,7 @@ async function loadTracks() {
     text.className = 'xfade-track-text';
     text.textContent = t.title || t.id;
     const small = document.createElement('small');
-    small.textContent = [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
-                         formatTime(t.duration)].filter(Boolean).join(' · ');
+    small.textContent = trackMeta(t);
     text.appendChild(small);
     li.appendChild(text);
     for (const slot of ['a', 'b']) {
@@ -83,10 +67,7 @@ async function loadTracks() {
     list.appendChild(li);
   }
   renderPicks();
-  const pages = Math.max(1, Math.ceil(res.total / res.per_page));
-  $('page-info').textContent = `${res.total} tracks · page ${res.page}/${pages}`;
-  $('prev-page').disabled = res.page <= 1;
-  $('next-page').disabled = res.page >= pages;
+  showPager(res);
 }
 
 function pickTrack(slot, track) {
@@ -138,7 +119,7 @@ async function loadStyles() {
     }
   }
   const d = s.defaults;
-  $('style').value = url.searchParams.get('style') || d.style;
+  $('style').value = urlParam('style') || d.style;
   if (!$('style').value) $('style').value = d.style;
   $('seconds').value = String(d.seconds);
   $('seconds').max = String(s.limits.seconds);
@@ -594,7 +575,7 @@ function wire() {
 // ?a=&b= (kept in the address as tracks are picked) restore the picks on reload
 async function restorePicks() {
   for (const slot of ['a', 'b']) {
-    const id = url.searchParams.get(slot);
+    const id = urlParam(slot);
     if (!id) continue;
     try {
       state[slot] = await api(`/api/tracks/${encodeURIComponent(id)}`);

@@ -2,7 +2,9 @@
 // then mix the four stems live in the browser (Web Audio; no server round trip per slider
 // move), compare with the original at equal loudness, export on the server with the same dB
 // and pan math, save named mixes and see the personalised gain suggestions.
-import { api, query, setStatus, uploadTrack } from './api.js';
+import {
+  api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
+} from './api.js';
 import { formatTime } from './player.js';
 import { StemPlayer, fetchError } from './stemplayer.js';
 
@@ -16,7 +18,6 @@ const POLL_STALL_MS = 30 * 60 * 1000;       // no change at all for this long: s
 const MUTE_KEYS = ['1', '2', '3', '4'];
 const SOLO_KEYS = ['q', 'w', 'e', 'r'];
 
-const url = new URL(window.location.href);
 const engine = new StemPlayer();
 const state = {
   tracks: [], page: 1, perPage: 50, track: null,
@@ -37,29 +38,12 @@ function emptyMix(stems) {
   };
 }
 
-function setParam(name, value) {
-  if (value === null || value === undefined || value === '') url.searchParams.delete(name);
-  else url.searchParams.set(name, value);
-  history.replaceState(null, '', url);
-}
+const setParam = setUrlParam;
 
-// Every handler goes through this: errors end up in the status line, never as uncaught ones.
-function guard(fn) {
-  return async (...args) => {
-    try {
-      return await fn(...args);
-    } catch (e) {
-      if (e && e.name === 'AbortError') return undefined;
-      setStatus(e && e.message ? e.message : String(e), true);
-      return undefined;
-    }
-  };
-}
 
 const fmtDb = (db) => `${db > 0 ? '+' : db < 0 ? '−' : ''}${Math.abs(db).toFixed(1)} dB`;
 const fmtPan = (p) => (Math.abs(p) < 0.005 ? 'C' : `${p < 0 ? 'L' : 'R'}${Math.round(Math.abs(p) * 100)}`);
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
-const trackLabel = (t) => `${t.title || t.id}${t.artist ? ' — ' + t.artist : ''}`;
 
 // ------------------------------------------------------------------------------ tracks
 async function loadTracks() {
@@ -74,17 +58,13 @@ async function loadTracks() {
     li.dataset.id = t.id;
     li.textContent = t.title || t.id;
     const small = document.createElement('small');
-    small.textContent = [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
-                         formatTime(t.duration)].filter(Boolean).join(' · ');
+    small.textContent = trackMeta(t);
     li.appendChild(small);
     li.classList.toggle('selected', !!state.track && t.id === state.track.id);
     li.addEventListener('click', () => selectTrack(t));
     list.appendChild(li);
   }
-  const pages = Math.max(1, Math.ceil(res.total / res.per_page));
-  $('page-info').textContent = `${res.total} tracks · page ${res.page}/${pages}`;
-  $('prev-page').disabled = res.page <= 1;
-  $('next-page').disabled = res.page >= pages;
+  showPager(res);
 }
 
 function selectTrack(track) {
@@ -753,8 +733,8 @@ async function init() {
   requestAnimationFrame(frame);
   await Promise.all([loadTracks(), loadMixes()]);
   // a shared or reloaded address: ?mix= opens the mix, ?job= follows the job
-  const mixId = url.searchParams.get('mix');
-  const jobId = url.searchParams.get('job');
+  const mixId = urlParam('mix');
+  const jobId = urlParam('job');
   if (mixId) {
     try {
       await openMix(mixId);
