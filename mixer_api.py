@@ -43,7 +43,15 @@ import numpy as np
 from config import ConfigError, ToolkitError, user_errors_exit_2
 from mixer_jobs import JobQueue, cached_stems, connect, job_json
 from mixer_render import FORMATS, MIME, export_mix, mix_settings, render_mix
-from mixer_separation import BACKENDS, STEMS, check_demucs_weights, evaluate, load_stems, separate
+from mixer_separation import (
+    BACKENDS,
+    STEMS,
+    UnknownModelError,
+    check_demucs_weights,
+    evaluate,
+    load_stems,
+    separate,
+)
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 KEEP_EXPORTS = 5
@@ -147,7 +155,9 @@ def create_blueprint():
         if backend == "demucs":
             try:
                 check_demucs_weights(model, repo)
-            except ToolkitError as e:
+            except UnknownModelError as e:       # the request is wrong, not the server
+                raise wc.ApiError(400, str(e)) from None
+            except ToolkitError as e:            # a known model whose weights are not here
                 raise wc.ApiError(503, str(e)) from None
         if upload is not None:
             track_id = wc.save_upload(upload)["id"]

@@ -48,6 +48,10 @@ class SeparationError(ToolkitError):
     """Separation cannot run: missing or broken weights, unknown backend, unreadable song."""
 
 
+class UnknownModelError(SeparationError):
+    """A Demucs model name that neither demucs' own tables nor any local folder knows."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing stems
 
@@ -248,6 +252,9 @@ def check_demucs_weights(model: str = "htdemucs", repo: str | os.PathLike | None
     if _hf_cached(model, sigs) or (urls and all(
             (Path(_torch_hub_dir()) / "checkpoints" / f).is_file() for f in files)):
         return
+    if not urls:
+        raise UnknownModelError(f"unknown Demucs model {model!r}: it is not a model or "
+                                f"signature demucs knows. {how}")
     raise SeparationError(f"Demucs weights for {model!r} are not on this machine and cannot "
                           f"be downloaded offline. {how}")
 
@@ -395,10 +402,10 @@ def _demucs_separate(song: Path, writer_factory, *, model: str, repo, device: st
                      shifts: int, overlap: float, segment: float | None,
                      progress: ProgressFn) -> dict:
     import torch
+    progress(0.0, "loading model")
     separator = load_demucs(model, repo, device)
     m = separator.model
-    progress(0.0, "decoding")
-    audio, _ = load_audio(song, sr=m.samplerate, mono=False)
+    audio = decode_in_blocks(song, m.samplerate, progress, share=0.02)
     audio = audio[:2] if audio.shape[0] > 2 else to_channels(audio, m.audio_channels)
     wav = torch.from_numpy(audio)
     ref = wav.mean(0)

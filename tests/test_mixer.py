@@ -84,6 +84,8 @@ def test_separate_demucs_matches_separator_and_writes_stems(tiny_repo, song, tmp
     fractions = [f for f, _ in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert sum(1 for _, s in stages if s == "separating") >= 3          # per-chunk progress
+    assert stages[0] == (0.0, "loading model")
+    assert any(0 < f <= 0.02 and s == "decoding" for f, s in stages)     # decoding moves too
     ours, sr = ms.load_stems(tmp_path / "out")
     separator = ms.load_demucs("tinyht", tiny_repo)
     random.seed(7)

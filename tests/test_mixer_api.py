@@ -180,6 +180,9 @@ def test_bad_requests_are_4xx_json(app, finished, demucs_repos):
     r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs",
                                              "model": "htdemucs"})
     assert r.status_code == 503 and "--demucs-repo" in r.json["error"]
+    r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs",
+                                             "model": "nosuchmodel"})
+    assert r.status_code == 400 and "unknown Demucs model 'nosuchmodel'" in r.json["error"]
 
 
 def test_failed_job_then_mix_is_refused(data_dir, sample_set, tmp_path, demucs_repos):
