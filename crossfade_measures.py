@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from audio_io import resample
+from mixer_render import integrated_loudness
 
 # Plomp-Levelt curve as parameterised by Sethares (s1, s2, x*) with Vassilakis' rounded b1.
 X_STAR, S1, S2 = 0.24, 0.0207, 18.96
@@ -162,11 +163,6 @@ def dissonance(audio: np.ndarray, sr: int) -> dict:
             for m in ("min", "product")}
 
 
-def _lufs(x: np.ndarray, sr: int) -> float:
-    import pyloudnorm as pyln
-    return float(pyln.Meter(sr).integrated_loudness(np.ascontiguousarray(x.T, dtype=np.float64)))
-
-
 def loudness_dip_db(mix: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, sr: int, *,
                     center: int, window_seconds: float = 1.0) -> float:
     """Loudness of ``mix`` in a window around sample ``center`` minus the energy mean of the
@@ -176,7 +172,7 @@ def loudness_dip_db(mix: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, sr:
     seg = [np.asarray(p)[:, lo:hi] for p in (mix, part_a, part_b)]
     if min(s.shape[1] for s in seg) < int(0.4 * sr):
         raise ValueError("the transition is shorter than one 400 ms loudness block")
-    lm, la, lb = (_lufs(s, sr) for s in seg)
+    lm, la, lb = (integrated_loudness(s, sr) for s in seg)
     ref = 10 * np.log10((10 ** (la / 10) + 10 ** (lb / 10)) / 2)
     return float(lm - ref)
 
