@@ -20,7 +20,7 @@ HTTP (registered by ``api.py`` under ``/api/mixer``; JSON in and out, errors as
     POST   /jobs/<id>/mix           MixSettings -> the rendered file (attachment)
     GET    /jobs/<id>/suggestions   {"gains": {stem: dB}, "trained", "n_examples"}
     POST   /mixes                   {"job_id", "name", "settings"} -> saved mix (trains)
-    GET    /mixes, GET /mixes/<id>, DELETE /mixes/<id>   (delete retrains from scratch)
+    GET    /mixes?page=&per_page=, GET /mixes/<id>, DELETE /mixes/<id>   (delete retrains)
 
 The browser plays and mixes the stems itself (Web Audio); the server renders only on export,
 with the same dB and pan math (``mixer_render.py``).
@@ -281,9 +281,16 @@ def create_blueprint():
 
     @bp.get("/mixes")
     def list_mixes():
-        rows = wc.db().execute("SELECT * FROM mixer_mixes WHERE user_id = ? ORDER BY created "
-                               "DESC", (wc.user_id(),)).fetchall()
-        return jsonify(items=[mix_json(m) for m in rows])
+        page = wc.arg("page", int, 1, lo=1)
+        per_page = wc.arg("per_page", int, 100, lo=1, hi=500)
+        con, user = wc.db(), wc.user_id()
+        total = con.execute("SELECT COUNT(*) FROM mixer_mixes WHERE user_id = ?",
+                            (user,)).fetchone()[0]
+        rows = con.execute("SELECT * FROM mixer_mixes WHERE user_id = ? ORDER BY created DESC, "
+                           "rowid DESC LIMIT ? OFFSET ?",
+                           (user, per_page, (page - 1) * per_page)).fetchall()
+        return jsonify(items=[mix_json(m) for m in rows], total=total, page=page,
+                       per_page=per_page)
 
     @bp.get("/mixes/<mix_id>")
     def get_mix(mix_id: str):

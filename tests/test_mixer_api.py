@@ -264,6 +264,11 @@ def test_saved_mixes_and_suggestions(app, finished):
     assert learned["gains"]["vocals"] > 1.0 and learned["gains"]["drums"] < 0
     assert other.get(url).status_code == 404                    # not their job
     assert [m["id"] for m in client.get("/api/mixer/mixes").json["items"]] == ids[::-1]
+    pages = [client.get(f"/api/mixer/mixes?per_page=2&page={p}").json for p in (1, 2, 3)]
+    assert [[m["id"] for m in p["items"]] for p in pages] == [ids[:0:-1], ids[:1], []]
+    assert {p["total"] for p in pages} == {3} and pages[1]["page"] == 2
+    bad_page = client.get("/api/mixer/mixes?per_page=0")
+    assert bad_page.status_code == 400 and "per_page" in bad_page.json["error"]
     m = client.get(f"/api/mixer/mixes/{ids[0]}").json
     assert m["settings"] == settings and m["job"]["id"] == job["id"]
     assert m["job"]["stems"]["vocals"] == job["stems"]["vocals"]      # reopens the right stems

@@ -25,7 +25,7 @@ const state = {
   stems: [],                 // stem names in display order
   mix: emptyMix([]),         // {gains, pans, mutes, solos}
   suggestion: null,          // {gains, trained, n_examples}
-  mixes: [], mixId: null,
+  mixes: [], mixesTotal: 0, mixId: null,
   pollToken: 0, loadToken: 0, polling: false,
   trackTitles: new Map(),
 };
@@ -578,8 +578,9 @@ function describeReport(header) {
 
 // ------------------------------------------------------------------------------ saved mixes
 async function loadMixes() {
-  const res = await api('/api/mixer/mixes');
+  const res = await api('/api/mixer/mixes?per_page=100');
   state.mixes = res.items;
+  state.mixesTotal = res.total;
   renderMixes();
   const ids = [...new Set(state.mixes.map((m) => m.track_id))].filter((id) => !state.trackTitles.has(id));
   if (ids.length) {
@@ -592,6 +593,9 @@ function renderMixes() {
   const list = $('mix-list');
   list.textContent = '';
   $('mixes-empty').hidden = state.mixes.length > 0;
+  const more = $('mixes-more');
+  more.hidden = state.mixesTotal <= state.mixes.length;
+  more.textContent = `Showing the newest ${state.mixes.length} of ${state.mixesTotal} saved mixes.`;
   for (const m of state.mixes) {
     const li = document.createElement('li');
     li.dataset.id = m.id;
