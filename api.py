@@ -65,6 +65,7 @@ class ServerConfig:
     models_dir: str = "models/runs"          # searched recursively for trained runs
     demo_dir: str = str(ROOT / "demo")
     max_upload_mb: float = 200.0
+    crossfade_cache_mb: float = 1024.0       # rendered transitions kept (least recently used go)
     cors_origins: list[str] = dataclasses.field(default_factory=list)
     classifier_run: str | None = None        # run id for genre probabilities; default: first
     timeline_memory_items: int = 256
@@ -77,6 +78,9 @@ class ServerConfig:
     def validate(self):
         if not 0 < self.max_upload_mb <= 4096:
             raise ConfigError(f"key 'max_upload_mb' must be in (0, 4096], got {self.max_upload_mb}")
+        if not self.crossfade_cache_mb > 0:
+            raise ConfigError("key 'crossfade_cache_mb' must be > 0, "
+                              f"got {self.crossfade_cache_mb}")
         if self.timeline_memory_items < 0:
             raise ConfigError("key 'timeline_memory_items' must be >= 0")
 
@@ -99,6 +103,7 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
         MAX_UPLOAD_BYTES=int(cfg.max_upload_mb * 2**20), MIXER_BACKEND=cfg.mixer_backend,
         DEMUCS_MODEL=cfg.demucs_model, DEMUCS_REPO=cfg.demucs_repo, REDIS_URL=cfg.redis_url,
         MODELS_DIR=str(Path(cfg.models_dir).expanduser().resolve()),
+        CROSSFADE_CACHE_BYTES=int(cfg.crossfade_cache_mb * 2**20),
     )
     wc.init_db(app.config["DB_PATH"])
     if cfg.fma_dir:
@@ -561,6 +566,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--fma", default="datasets/fma", help="FMA (or sample set) folder")
     p.add_argument("--models", default="models/runs", help="folder of trained runs")
     p.add_argument("--max-upload-mb", type=float, default=200.0)
+    p.add_argument("--crossfade-cache-mb", type=float, default=1024.0,
+                   help="disk kept for rendered crossfades; the least recently used go first")
     p.add_argument("--cors-origin", action="append", default=[],
                    help="allow this origin cross-site (repeatable); default same-origin only")
     p.add_argument("--mixer-backend", choices=["dsp", "demucs"], default="dsp")
@@ -577,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app({"data_dir": args.data, "fma_dir": args.fma, "models_dir": args.models,
                       "max_upload_mb": args.max_upload_mb, "cors_origins": args.cors_origin,
+                      "crossfade_cache_mb": args.crossfade_cache_mb,
                       "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
                       "demucs_model": args.demucs_model, "redis_url": args.redis})
     from waitress import serve

@@ -14,7 +14,9 @@ A transition is rendered once: its id is the SHA-256 of the normalised request (
 are content hashes, so the same request means the same audio), the files live under
 ``<data>/crossfades/<id>/`` and are written atomically, audio first and the JSON sidecar last
 (a sidecar on disk means a finished render), and a per-id lock makes concurrent identical
-requests wait for the one render instead of repeating it.
+requests wait for the one render instead of repeating it. Renders are a cache: past
+``crossfade_cache_mb`` (server config) the least recently used ones are deleted after a new
+render, never one in progress.
 
 The gain curves come from the render itself (``crossfade_render.place``'s per-sample gains,
 averaged into ``CURVE_POINTS`` bins over the output), so what the page draws is the ramp the
@@ -26,11 +28,13 @@ only with ``"measures": true``, which re-renders a cached transition to measure 
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import shutil
 import threading
 import typing as tp
 from pathlib import Path
@@ -77,7 +81,7 @@ class CrossfadeRequest:
                               f"{' (neural styles, with run)' if neural else ''}, "
                               f"got {self.style!r}")
         top = MAX_NEURAL_SECONDS if neural else MAX_SECONDS
-        if not (np.isfinite(self.seconds) and 0 < self.seconds <= top):
+        if not self.beat_sync and not (np.isfinite(self.seconds) and 0 < self.seconds <= top):
             raise ConfigError(f"key 'seconds' must be in (0, {top:g}]"
                               f"{' for a neural fade' if neural else ''}, got {self.seconds:g}")
         if not (np.isfinite(self.context) and 0 <= self.context <= MAX_CONTEXT):
@@ -219,15 +223,61 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
 # Blueprint
 
 class KeyLocks:
-    """One lock per render id, so concurrent identical requests render once."""
+    """One lock per render id, so concurrent identical requests render once. A lock lives only
+    while someone holds or waits for it, so the table does not grow with every id ever seen."""
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+        self._locks: dict[str, list] = {}          # id -> [lock, holders and waiters]
 
-    def __call__(self, key: str) -> threading.Lock:
-        with self.lock:
-            return self.locks[key]
+    @contextlib.contextmanager
+    def hold(self, key: str, blocking: bool = True) -> tp.Iterator[bool]:
+        """Hold ``key``'s lock; with ``blocking=False`` yield False at once if it is taken."""
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        got = entry[0].acquire(blocking)
+        try:
+            yield got
+        finally:
+            if got:
+                entry[0].release()
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def prune_renders(root: Path, limit_bytes: int, locks: KeyLocks, *,
+                  keep: str | None = None) -> list[str]:
+    """Delete the least recently used renders under ``root`` until they fit in
+    ``limit_bytes``. Renders are a cache (the same request renders them again), so nothing a
+    user saved is lost; ``keep`` and renders in progress (their lock is held) are never
+    deleted. Returns the deleted ids."""
+    entries = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        try:
+            files = [f.stat() for f in folder.iterdir()]
+            used = (folder / "transition.json").stat().st_mtime   # touched on every use
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        entries.append((used, sum(st.st_size for st in files), folder))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, folder in sorted(entries, key=lambda e: e[0]):
+        if total <= limit_bytes:
+            break
+        if folder.name == keep:
+            continue
+        with locks.hold(folder.name, blocking=False) as free:
+            if free:
+                shutil.rmtree(folder, ignore_errors=True)
+                total -= size
+                deleted.append(folder.name)
+    return deleted
 
 
 def create_blueprint():
@@ -243,6 +293,11 @@ def create_blueprint():
 
     def root() -> Path:
         return wc.data_dir() / "crossfades"
+
+    def touch(path: Path) -> None:
+        """Mark a render as used now: pruning deletes the least recently used first."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
 
     def files(key: str) -> tuple[Path | None, Path]:
         folder = root() / key
@@ -293,11 +348,13 @@ def create_blueprint():
             ident["weights"] = [st.st_size, st.st_mtime_ns]
         ident["cache_version"] = CACHE_VERSION
         key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
-        with current_app.extensions["crossfade_locks"](key):
+        locks = current_app.extensions["crossfade_locks"]
+        with locks.hold(key):
             audio_path, sidecar_path = files(key)      # after the lock: another render's files
             if sidecar_path.is_file() and audio_path is not None:
                 sidecar = json.loads(sidecar_path.read_text())
                 if not (req.measures and sidecar.get("measures") is None):
+                    touch(sidecar_path)
                     return jsonify(result(key, sidecar, cached=True))
             try:
                 out = render(req, path_a, path_b, run_dir=rdir)
@@ -308,6 +365,7 @@ def create_blueprint():
                             {"measures": out["measures"]})
             current_app.extensions["crossfade_renders"] += 1
             sidecar = json.loads(sidecar_path.read_text())
+        prune_renders(root(), current_app.config["CROSSFADE_CACHE_BYTES"], locks, keep=key)
         return jsonify(result(key, sidecar, cached=False))
 
     def known(key: str) -> tuple[Path, Path]:
@@ -321,12 +379,23 @@ def create_blueprint():
     @bp.get("/<key>")
     def get(key: str):
         _, sidecar_path = known(key)
-        return jsonify(result(key, json.loads(sidecar_path.read_text()), cached=True))
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+        except FileNotFoundError:       # pruned between the check and the read
+            raise wc.ApiError(404, f"unknown crossfade {key!r}") from None
+        touch(sidecar_path)
+        return jsonify(result(key, sidecar, cached=True))
 
     @bp.get("/<key>/audio")
     def audio(key: str):
-        audio_path, _ = known(key)
-        return send_file(audio_path, mimetype=MIME[audio_path.suffix], conditional=True,
-                         max_age=86400, download_name=f"crossfade-{key[:12]}{audio_path.suffix}")
+        audio_path, sidecar_path = known(key)
+        try:
+            response = send_file(audio_path, mimetype=MIME[audio_path.suffix], conditional=True,
+                                 max_age=86400,
+                                 download_name=f"crossfade-{key[:12]}{audio_path.suffix}")
+        except FileNotFoundError:
+            raise wc.ApiError(404, f"unknown crossfade {key!r}") from None
+        touch(sidecar_path)
+        return response
 
     return bp

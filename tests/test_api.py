@@ -328,6 +328,8 @@ def test_bad_server_config_names_key(tmp_path):
         create_app({"data_dir": str(tmp_path), "bogus": 1})
     with pytest.raises(ConfigError, match="max_upload_mb"):
         create_app({"data_dir": str(tmp_path), "max_upload_mb": -1})
+    with pytest.raises(ConfigError, match="crossfade_cache_mb"):
+        create_app({"data_dir": str(tmp_path), "crossfade_cache_mb": 0})
 
 
 def test_openapi_documents_every_api_route(app):

@@ -122,6 +122,7 @@ def test_concurrent_identical_requests_render_once(app, ids):
     assert codes == [200] * 3 and len({i for i, _ in found}) == 1
     assert sorted(c for _, c in found) == [False, True, True]
     assert renders(app) == before + 1
+    assert len(app.extensions["crossfade_locks"]) == 0      # no lock left behind per id
 
 
 @pytest.mark.parametrize("style", sorted(cr.RAMPS))
@@ -187,6 +188,10 @@ def test_beat_sync_gives_a_plan_or_a_clear_4xx(client, ids):
     if r.status_code == 422:
         assert r.json["error"]
         return
+    # beat_sync ignores `seconds` (the plan decides the overlap): not checked, not in the id
+    again = post(client, track_a=ids[5], track_b=ids[6], beat_sync=True, beats=8, context=1.0,
+                 seconds=99)
+    assert again.status_code == 200 and again.json["id"] == r.json["id"], again.json
     s = r.json["sidecar"]
     assert s["mode"] in ("beat_sync", "cut") and s["plan"]["beats"] == 8
     assert s["tempi"]["a"] > 0 and s["tempi"]["b"] > 0
@@ -237,5 +242,45 @@ def test_neural_with_a_wavenet_run(sample_set, tmp_path, ids):
         bad = post(client, track_a=ids[0], track_b=ids[1], run="wn/tiny", style="linear",
                    seconds=5)
         assert bad.status_code == 400 and "'seconds'" in bad.json["error"]
+    finally:
+        mixer_api.shutdown(app)
+
+
+def _fake_render(root, key: str, size: int, used: float) -> None:
+    folder = root / key
+    folder.mkdir(parents=True)
+    (folder / "transition.ogg").write_bytes(b"x" * size)
+    (folder / "transition.json").write_text("{}")
+    os.utime(folder / "transition.json", (used, used))
+
+
+def test_prune_renders_drops_the_least_recently_used_first(tmp_path):
+    root = tmp_path / "crossfades"
+    for key, used in [("old", 100), ("held", 50), ("mid", 200), ("new", 300)]:
+        _fake_render(root, key, 1000, used)
+    locks = crossfade_api.KeyLocks()
+    with locks.hold("held"):            # a render in progress is never deleted
+        gone = crossfade_api.prune_renders(root, 3100, locks, keep="old")
+    # 4 x 1002 bytes, over by about 1 KB: "held" is busy and "old" is kept, so the least
+    # recently used of the others goes, and that alone brings it under the limit
+    assert gone == ["mid"]
+    assert sorted(p.name for p in root.iterdir()) == ["held", "new", "old"]
+    assert crossfade_api.prune_renders(root, 10**9, locks) == []     # under the limit: none
+    assert crossfade_api.prune_renders(tmp_path / "missing", 0, locks) == []
+    assert len(locks) == 0
+
+
+def test_renders_past_the_cache_limit_are_pruned(sample_set, tmp_path, ids):
+    import mixer_api
+    app = make_app(tmp_path / "data", sample_set, tmp_path / "models",
+                   crossfade_cache_mb=0.001)                 # ~1 KB: keeps only the newest
+    try:
+        client = app.test_client()
+        first = post(client, track_a=ids[0], track_b=ids[1], style="linear", **FAST).json
+        second = post(client, track_a=ids[1], track_b=ids[0], style="linear", **FAST).json
+        assert client.get(f"/api/crossfade/{first['id']}").status_code == 404
+        assert client.get(second["audio_url"]).status_code == 200
+        again = post(client, track_a=ids[0], track_b=ids[1], style="linear", **FAST).json
+        assert again["id"] == first["id"] and again["cached"] is False   # rendered anew
     finally:
         mixer_api.shutdown(app)
