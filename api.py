@@ -422,32 +422,33 @@ def _api_routes():
         source = wc.arg("source", str, "all", choices=("all", "fma", "upload", "mine"))
         page = wc.arg("page", int, 1, lo=1)
         per_page = wc.arg("per_page", int, 50, lo=1, hi=500)
-        where, params = [], []
+        # each upload under the title of this user's own file; u.user_id is set for their own
+        base = ("FROM tracks t LEFT JOIN uploads u ON u.track_id = t.id AND u.user_id = ?")
+        where, params = [], [wc.user_id()]
         if source == "fma":
-            where.append("source = 'fma'")
-        elif source in ("upload", "mine"):    # uploads are only ever listed to their uploader
-            where.append("owner = ?")
-            params.append(wc.user_id())
+            where.append("t.source = 'fma'")
+        elif source in ("upload", "mine"):    # uploads are only ever listed to their uploaders
+            where.append("u.user_id IS NOT NULL")
         else:   # the FMA set plus this user's uploads, never other users' uploads
-            where.append("(source = 'fma' OR owner = ?)")
-            params.append(wc.user_id())
+            where.append("(t.source = 'fma' OR u.user_id IS NOT NULL)")
         if q:
             like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(title LIKE ? ESCAPE '\\' OR artist LIKE ? ESCAPE '\\' "
-                         "OR genre LIKE ? ESCAPE '\\' OR CAST(fma_id AS TEXT) = ?)")
+            where.append("(COALESCE(u.title, t.title) LIKE ? ESCAPE '\\' OR t.artist LIKE ? "
+                         "ESCAPE '\\' OR t.genre LIKE ? ESCAPE '\\' OR CAST(t.fma_id AS TEXT) = ?)")
             params += [like, like, like, q]
         if genre:
-            where.append("genre = ?")
+            where.append("t.genre = ?")
             params.append(genre)
-        sql_where = " WHERE " + " AND ".join(where) if where else ""
-        total = wc.db().execute(f"SELECT COUNT(*) FROM tracks{sql_where}", params).fetchone()[0]
+        sql_where = " WHERE " + " AND ".join(where)
+        total = wc.db().execute(f"SELECT COUNT(*) {base}{sql_where}", params).fetchone()[0]
         rows = wc.db().execute(
-            f"SELECT * FROM tracks{sql_where} ORDER BY source = 'upload' DESC, genre, fma_id, "
-            "title LIMIT ? OFFSET ?", params + [per_page, (page - 1) * per_page]).fetchall()
+            f"SELECT t.*, u.title AS my_title {base}{sql_where} ORDER BY t.source = 'upload' "
+            "DESC, t.genre, t.fma_id, COALESCE(u.title, t.title) LIMIT ? OFFSET ?",
+            params + [per_page, (page - 1) * per_page]).fetchall()
         genres = [r[0] for r in wc.db().execute(
             "SELECT DISTINCT genre FROM tracks WHERE genre != '' ORDER BY genre")]
-        return jsonify(items=[wc.track_json(r) for r in rows], total=total, page=page,
-                       per_page=per_page, genres=genres)
+        return jsonify(items=[wc.track_json(r, r["my_title"]) for r in rows], total=total,
+                       page=page, per_page=per_page, genres=genres)
 
     @bp.post("/tracks")
     def upload():
@@ -456,7 +457,7 @@ def _api_routes():
 
     @bp.get("/tracks/<track_id>")
     def track(track_id: str):
-        return jsonify(wc.track_json(wc.track_row(track_id)))
+        return jsonify(wc.user_track_json(wc.track_row(track_id)))
 
     @bp.get("/tracks/<track_id>/audio")
     def audio(track_id: str):

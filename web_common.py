@@ -46,11 +46,19 @@ CREATE TABLE IF NOT EXISTS tracks (
     channels INTEGER NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL DEFAULT 0,
-    owner TEXT,                     -- uploader (uploads only)
+    owner TEXT,                     -- first uploader (uploads only); see the uploads table
     added REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_fma ON tracks(fma_id);
 CREATE INDEX IF NOT EXISTS tracks_owner ON tracks(owner);
+CREATE TABLE IF NOT EXISTS uploads (   -- who uploaded what: the same content may be anyone's
+    user_id TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    title TEXT NOT NULL,            -- from this user's file name
+    added REAL NOT NULL,
+    PRIMARY KEY (user_id, track_id)
+);
+CREATE INDEX IF NOT EXISTS uploads_track ON uploads(track_id);
 CREATE TABLE IF NOT EXISTS timelines (
     key TEXT PRIMARY KEY,           -- track, run, layer, method, scaling, per, fps, smoothing, blur
     track_id TEXT NOT NULL,
@@ -97,6 +105,10 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
 def init_db(path: str | os.PathLike) -> None:
     with connect(path) as con:
         con.executescript(SCHEMA)
+        # databases from before the uploads table: each upload belongs to its owner
+        con.execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) SELECT "
+                    "owner, id, title, added FROM tracks WHERE source = 'upload' AND owner "
+                    "IS NOT NULL")
     con.close()
 
 
@@ -187,12 +199,20 @@ def track_path(track_id: str) -> Path:
     return path
 
 
-def track_json(row: sqlite3.Row) -> dict:
+def track_json(row: sqlite3.Row, title: str | None = None) -> dict:
     return {"id": row["id"], "source": row["source"], "fma_id": row["fma_id"],
-            "title": row["title"], "artist": row["artist"], "genre": row["genre"],
+            "title": row["title"] if title is None else title, "artist": row["artist"],
+            "genre": row["genre"],
             "duration": round(row["duration"], 3), "sample_rate": row["sample_rate"],
             "channels": row["channels"], "format": row["format"], "size": row["size"],
             "audio_url": f"/api/tracks/{row['id']}/audio"}
+
+
+def user_track_json(row: sqlite3.Row) -> dict:
+    """A track as this user sees it: an upload carries the title of *their* file name."""
+    mine = db().execute("SELECT title FROM uploads WHERE user_id = ? AND track_id = ?",
+                        (user_id(), row["id"])).fetchone()
+    return track_json(row, mine["title"] if mine else None)
 
 
 def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -224,8 +244,8 @@ def save_upload(file_storage) -> dict:
     first bytes are WAV/FLAC/OGG/MP3 (400, the name's extension is not trusted), and it
     decodes as audio with at least a few milliseconds of sound (400). The file is streamed to a
     temporary file inside the data folder and renamed into place, so a failed upload leaves
-    nothing behind. Returns the track as JSON; uploading the same content again returns the
-    existing track.
+    nothing behind. Returns the track as JSON; the same content uploaded again (by anyone) is
+    stored once and returns that track, now listed among this user's uploads too.
     """
     from audio_io import AudioError, audio_info
     if file_storage is None or not getattr(file_storage, "filename", None):
@@ -260,19 +280,25 @@ def save_upload(file_storage) -> dict:
         if info.frames < info.samplerate * 0.01:
             raise ApiError(400, "the uploaded audio is shorter than 10 ms")
         track_id = h.hexdigest()[:TRACK_ID_CHARS]
+        title = (Path(os.path.basename(file_storage.filename.replace("\\", "/"))).stem[:200]
+                 or "upload")
         row = db().execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
-        if row is not None:
+        if row is None:
+            final = uploads / f"{track_id}.{fmt}"
+            os.replace(tmp, final)
+            db().execute(
+                "INSERT OR IGNORE INTO tracks (id, source, path, format, title, duration, "
+                "sample_rate, channels, size, owner, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?)",
+                (track_id, str(final.relative_to(data_dir())), fmt, title,
+                 info.frames / info.samplerate, info.samplerate, info.channels, size, user_id(),
+                 time.time()))
+            row = track_row(track_id)
+        if row["source"] != "upload":           # the content of a public (FMA) track
             return track_json(row)
-        final = uploads / f"{track_id}.{fmt}"
-        os.replace(tmp, final)
-        title = Path(os.path.basename(file_storage.filename.replace("\\", "/"))).stem[:200]
-        db().execute(
-            "INSERT OR IGNORE INTO tracks (id, source, path, format, title, duration, "
-            "sample_rate, channels, size, owner, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?)",
-            (track_id, str(final.relative_to(data_dir())), fmt, title or "upload",
-             info.frames / info.samplerate, info.samplerate, info.channels, size, user_id(),
-             time.time()))
-        return track_json(track_row(track_id))
+        # the same content uploaded by someone else is stored once, and is theirs too
+        db().execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) VALUES "
+                     "(?, ?, ?, ?)", (user_id(), track_id, title, time.time()))
+        return user_track_json(row)
     finally:
         tmp.unlink(missing_ok=True)

@@ -176,6 +176,45 @@ def test_uploads_are_private_to_their_user(app):
     assert t["id"] in [x["id"] for x in alice.get("/api/tracks?source=upload").json["items"]]
 
 
+def test_the_same_upload_belongs_to_each_uploader_under_their_own_name(app):
+    alice, bob, carol = app.test_client(), app.test_client(), app.test_client()
+    song = wav_bytes(0.7, freq=330.0)
+    a = upload(alice, song, "our demo.wav").json
+    b = upload(bob, song, "bobs secret title.wav")
+    assert b.status_code == 201 and b.json["id"] == a["id"]       # stored once
+    assert b.json["title"] == "bobs secret title" and a["title"] == "our demo"
+    for client, title in ((alice, "our demo"), (bob, "bobs secret title")):
+        mine = client.get("/api/tracks?source=mine").json["items"]
+        assert [t["title"] for t in mine if t["id"] == a["id"]] == [title]
+        assert client.get(f"/api/tracks/{a['id']}").json["title"] == title
+        found = client.get(f"/api/tracks?q={title.split()[0]}").json["items"]
+        assert a["id"] in [t["id"] for t in found]
+    assert not bob.get("/api/tracks?q=demo&source=mine").json["items"]   # not alice's name
+    seen = carol.get("/api/tracks?per_page=500").json["items"]
+    assert a["id"] not in [t["id"] for t in seen]
+    assert len(list((Path(app.config["DATA_DIR"]) / "uploads").glob(f"{a['id']}.*"))) == 1
+
+
+def test_uploads_of_an_old_database_stay_their_owners(tmp_path):
+    import sqlite3
+
+    import web_common as wc
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(wc.SCHEMA.split("CREATE TABLE IF NOT EXISTS uploads")[0])
+    con.execute("INSERT INTO tracks (id, source, path, format, title, duration, sample_rate, "
+                "channels, size, owner, added) VALUES ('abc', 'upload', 'uploads/abc.wav', "
+                "'wav', 'old song', 1.0, 44100, 1, 10, 'u1', 5.0)")
+    con.commit()
+    con.close()
+    wc.init_db(db)
+    wc.init_db(db)                      # idempotent
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT user_id, track_id, title FROM uploads").fetchall() == [
+        ("u1", "abc", "old song")]
+    con.close()
+
+
 # ------------------------------------------------------------------------------------ models
 
 def test_models_list_kinds_layers(client):
