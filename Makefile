@@ -61,6 +61,7 @@ lint: $(STAMP)
 bench: models
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/ae_quality.py
 	$(PY) bench/encode.py
 	$(PY) bench/api_load.py
 	$(PY) bench/separation.py

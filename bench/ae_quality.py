@@ -1,0 +1,124 @@
+"""How far below the per-position baseline can a 10-d code get on an MFCC dataset?
+
+The figures behind the README's "Quality on the sample set" paragraph, for a dataset made by
+``data_processor.py`` (64×96 MFCC segments). Test MSE as a multiple of the per-position
+baseline (every position predicted by its train mean), for:
+
+  * pca-K      the best linear code of K components, fitted on train (K = 10, 20, 50)
+  * segment-mean  each segment's per-coefficient mean over its frames (64 numbers, an oracle):
+               what is left is the frame-to-frame detail inside the segment
+  * dense AE   a 6144-512-256-10 ReLU autoencoder with a tanh code on standard-scaled input
+               (per position, train statistics), Adam 1e-3, batch 64; trained on the first
+               ``--train-partitions`` train partitions, to show how the result scales with
+               the number of training tracks
+
+The playground conv AE's own figure comes from ``python train.py test -c CONFIG``. Prints
+figures; asserts nothing.
+
+    python bench/ae_quality.py [--dataset datasets/processed/sample/mfcc_ae_sample.h5]
+                               [--epochs 20] [--train-partitions 1 2] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from train import Partitions  # noqa: E402
+
+CODE = 10
+
+
+def pca_ratio(train: np.ndarray, test: np.ndarray, k: int, baseline: float) -> float:
+    from sklearn.decomposition import PCA
+    mean = train.mean(0)
+    pca = PCA(k, svd_solver="randomized", random_state=0).fit(train - mean)
+    resid = (test - mean) - pca.inverse_transform(pca.transform(test - mean))
+    return float((resid ** 2).mean()) / baseline
+
+
+def dense_ae_ratio(train: np.ndarray, test: np.ndarray, *, epochs: int, seed: int) -> tuple:
+    """Train the dense AE on standard-scaled input; MSE measured in the dataset's own scale."""
+    torch.manual_seed(seed)
+    mean, std = train.mean(0), train.std(0) + 1e-3
+    xtr = torch.from_numpy((train - mean) / std)
+    xte = torch.from_numpy((test - mean) / std)
+    weight = torch.from_numpy(std ** 2)          # back to the dataset's scale
+    d = xtr.shape[1]
+    model = nn.Sequential(nn.Linear(d, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                          nn.Linear(256, CODE), nn.Tanh(),
+                          nn.Linear(CODE, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(),
+                          nn.Linear(512, d))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def mse(x: torch.Tensor) -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(sum((((model(b) - b) ** 2) * weight).sum() for b in x.split(512))
+                         / x.numel())
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(xtr), generator=gen)
+        for i in range(0, len(xtr) - 63, 64):
+            b = xtr[order[i:i + 64]]
+            loss = (((model(b) - b) ** 2) * weight).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return mse(xtr), mse(xte)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="datasets/processed/sample/mfcc_ae_sample.h5")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--train-partitions", type=int, nargs="+", default=None,
+                   help="train the dense AE on the first N train partitions, for each N "
+                        "(default: half of them, then all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    data = Partitions(args.dataset)
+    parts = [data.load(t)[0] for t in data.train]
+    test3, _, test_ids = data.load("partition_test")
+    flat = lambda a: a.reshape(len(a), -1).astype(np.float32)  # noqa: E731
+    train, test = flat(np.concatenate(parts)), flat(test3)
+    baseline = float(((test - train.mean(0)) ** 2).mean())
+    tracks = lambda n: len(np.unique(np.concatenate(  # noqa: E731
+        [data.load(t)[2] for t in data.train[:n]])))
+    print(f"{args.dataset}: {len(train)} train segments of {tracks(len(parts))} tracks, "
+          f"{len(test)} test segments of {len(np.unique(test_ids))} tracks; "
+          f"per-position baseline {baseline:.5f}")
+    print("test MSE / baseline:")
+    for k in (10, 20, 50):
+        print(f"  pca-{k:<3}          {pca_ratio(train, test, k, baseline):.3f}")
+    seg_mean = ((test3 - test3.mean(-1, keepdims=True)) ** 2).mean() / baseline
+    print(f"  segment-mean     {seg_mean:.3f}  (64 numbers per segment, from the test data)")
+    counts = args.train_partitions or sorted({max(1, len(parts) // 2), len(parts)})
+    for n in counts:
+        n = min(n, len(parts))
+        t0 = time.perf_counter()
+        sub = flat(np.concatenate(parts[:n]))
+        tr_mse, te_mse = dense_ae_ratio(sub, test, epochs=args.epochs, seed=args.seed)
+        sub_base = float(((sub - sub.mean(0)) ** 2).mean())
+        print(f"  dense AE, {tracks(n):>3} train tracks: test {te_mse / baseline:.3f}, "
+              f"train {tr_mse / sub_base:.3f}  ({args.epochs} epochs, "
+              f"{time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
