@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     channels INTEGER NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL DEFAULT 0,
-    owner TEXT,                     -- first uploader (uploads only); see the uploads table
+    owner TEXT,                     -- legacy uploader, moved to the uploads table on start
     added REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_fma ON tracks(fma_id);
@@ -105,10 +105,12 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
 def init_db(path: str | os.PathLike) -> None:
     with connect(path) as con:
         con.executescript(SCHEMA)
-        # databases from before the uploads table: each upload belongs to its owner
+        # databases from before the uploads table: each upload belongs to its owner, once
+        # (the uploads table is then the only record, so a later removal stays removed)
         con.execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) SELECT "
                     "owner, id, title, added FROM tracks WHERE source = 'upload' AND owner "
                     "IS NOT NULL")
+        con.execute("UPDATE tracks SET owner = NULL WHERE owner IS NOT NULL")
     con.close()
 
 
@@ -288,10 +290,10 @@ def save_upload(file_storage) -> dict:
             os.replace(tmp, final)
             db().execute(
                 "INSERT OR IGNORE INTO tracks (id, source, path, format, title, duration, "
-                "sample_rate, channels, size, owner, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, "
-                "?, ?, ?, ?)",
+                "sample_rate, channels, size, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, ?, ?, "
+                "?)",
                 (track_id, str(final.relative_to(data_dir())), fmt, title,
-                 info.frames / info.samplerate, info.samplerate, info.channels, size, user_id(),
+                 info.frames / info.samplerate, info.samplerate, info.channels, size,
                  time.time()))
             row = track_row(track_id)
         if row["source"] != "upload":           # the content of a public (FMA) track

@@ -92,13 +92,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     data = Partitions(args.dataset)
-    parts = [data.load(t)[0] for t in data.train]
+    loaded = [data.load(t) for t in data.train]          # each partition read once
+    parts, part_ids = [x for x, _, _ in loaded], [ids for _, _, ids in loaded]
+    del loaded
     test3, _, test_ids = data.load("partition_test")
     flat = lambda a: a.reshape(len(a), -1).astype(np.float32)  # noqa: E731
     train, test = flat(np.concatenate(parts)), flat(test3)
     baseline = float(((test - train.mean(0)) ** 2).mean())
-    tracks = lambda n: len(np.unique(np.concatenate(  # noqa: E731
-        [data.load(t)[2] for t in data.train[:n]])))
+    tracks = lambda n: len(np.unique(np.concatenate(part_ids[:n])))  # noqa: E731
     print(f"{args.dataset}: {len(train)} train segments of {tracks(len(parts))} tracks, "
           f"{len(test)} test segments of {len(np.unique(test_ids))} tracks; "
           f"per-position baseline {baseline:.5f}")

@@ -212,6 +212,7 @@ def test_uploads_of_an_old_database_stay_their_owners(tmp_path):
     con = sqlite3.connect(db)
     assert con.execute("SELECT user_id, track_id, title FROM uploads").fetchall() == [
         ("u1", "abc", "old song")]
+    assert con.execute("SELECT owner FROM tracks").fetchall() == [(None,)]   # moved, once
     con.close()
 
 
