@@ -18,8 +18,14 @@ Design decisions (and the reference bugs they fix):
   file is only assembled, in a temp file renamed into place, once every track is done. A
   killed or disk-full run therefore resumes where it stopped, and a ``<name>.h5`` that exists
   is always complete. HDF5 itself is not crash-safe, which is why no partial HDF5 is resumed.
-* Scalers are fitted on the train partitions only, per element position as in the reference,
-  in float64 with streaming sums, and stored in the file.
+* Scalers are fitted on the train partitions only, in float64 with streaming sums, and stored
+  in the file. ``scaler_axis`` says what one set of statistics covers: ``feature`` (default)
+  pools each MFCC coefficient over the segment's frames, ``global`` uses one mean/std or
+  min/max for every value, and ``position`` fits each of the 64×96 positions on its own, as the
+  reference did (its weakness 10: time positions are interchangeable, so per-position
+  statistics are noisy estimates of the per-coefficient ones). ``global`` keeps the geometry of
+  the MFCCs, whose squared error is the log-mel spectrogram's (the DCT is orthonormal); the
+  sample autoencoder set uses it.
 """
 
 from __future__ import annotations
@@ -113,6 +119,7 @@ class DatasetConfig:
     test_split: float = 0.1
     num_train_partitions: int = 2
     scaler: tp.Literal["standard", "minmax", "none"] = "standard"
+    scaler_axis: tp.Literal["feature", "global", "position"] = "feature"
     segments_per_track: int | None = None  # null: all segments, in order
     # mfcc: 64 MFCCs of 128 mel bands, 10 ms hop, 25 ms window, 96 frames = 0.96 s segments
     num_mfcc: int = 64
@@ -381,13 +388,33 @@ def run_tracks(jobs: list[tuple], workers: int, desc: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Scalers (per element position, fitted on train only)
+# Scalers (fitted on train only)
+
+SCALER_AXES = ("feature", "global", "position")
+
+
+def scaler_pool_axes(axis: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Axes of one segment that share statistics: ``feature`` pools time (the last axis of
+    2-D segments; a 1-D segment is one feature vector), ``global`` pools everything."""
+    if axis == "global":
+        return tuple(range(len(shape)))
+    if axis == "feature" and len(shape) == 2:
+        return (1,)
+    if axis in ("feature", "position"):
+        return ()
+    raise ConfigError(f"key 'scaler_axis' must be one of {', '.join(SCALER_AXES)}, got {axis!r}")
+
 
 class PositionScaler:
-    """Streaming per-position standard or min-max scaler, accumulated in float64."""
+    """Streaming standard or min-max scaler, accumulated in float64.
 
-    def __init__(self, kind: str, shape: tuple[int, ...]):
-        self.kind, self.shape, self.count = kind, shape, 0
+    Statistics are kept per element position and pooled over ``pool`` axes at the end; the
+    stored parameters always have the segment's full shape, so applying them is the same
+    for every ``scaler_axis``.
+    """
+
+    def __init__(self, kind: str, shape: tuple[int, ...], pool: tuple[int, ...] = ()):
+        self.kind, self.shape, self.count, self.pool = kind, shape, 0, pool
         self.sum = np.zeros(shape)
         self.sumsq = np.zeros(shape)
         self.min = np.full(shape, np.inf)
@@ -406,14 +433,19 @@ class PositionScaler:
             return {}
         if self.count == 0:
             raise ToolkitError("no training segments to fit the scaler on")
+        ax, full = self.pool, self.shape
+        n = self.count * int(np.prod([full[a] for a in ax]))
         if self.kind == "standard":
-            mean = self.sum / self.count
-            std = np.sqrt(np.maximum(self.sumsq / self.count - mean ** 2, 0.0))
-            std[std < 1e-8] = 1.0    # constant positions pass through centred
-            return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
-        span = self.max - self.min
+            mean = self.sum.sum(ax, keepdims=True) / n
+            std = np.sqrt(np.maximum(self.sumsq.sum(ax, keepdims=True) / n - mean ** 2, 0.0))
+            std[std < 1e-8] = 1.0    # constant values pass through centred
+            return {"mean": np.broadcast_to(mean, full).astype(np.float32),
+                    "std": np.broadcast_to(std, full).astype(np.float32)}
+        lo, hi = self.min.min(ax, keepdims=True), self.max.max(ax, keepdims=True)
+        span = hi - lo
         span[span < 1e-8] = 1.0
-        return {"min": self.min.astype(np.float32), "scale": span.astype(np.float32)}
+        return {"min": np.broadcast_to(lo, full).astype(np.float32),
+                "scale": np.broadcast_to(span, full).astype(np.float32)}
 
 
 def apply_scaler(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
@@ -492,7 +524,9 @@ def write_dataset(out_path: Path, cfg: DatasetConfig, catalog: Catalog,
                 got = source.get(tid)
                 if got is None:
                     continue
-                fit = fit or PositionScaler(scaler, got[0].shape[1:])
+                shape = got[0].shape[1:]
+                fit = fit or PositionScaler(scaler, shape,
+                                            scaler_pool_axes(cfg.scaler_axis, shape))
                 fit.update(got[0])
         if fit is None:
             raise ToolkitError(f"{cfg.name}: no training track could be processed; "
@@ -578,9 +612,24 @@ def _stored_config(cfg: DatasetConfig) -> dict | None:
     return None
 
 
+def _comparable(config: dict) -> dict:
+    """A dataset config with settings that cannot change the data made equal.
+
+    Files made before ``scaler_axis`` existed were scaled per position; for 1-D segments
+    (spectrum, frames) ``feature`` is ``position``, and without a scaler the axis is moot.
+    """
+    out = dict(config)
+    axis = out.get("scaler_axis", "position")
+    if out.get("scaler") == "none" or (axis == "feature" and out.get("mode") != "mfcc"):
+        axis = "position"
+    out["scaler_axis"] = axis
+    return out
+
+
 def _check_or_reset(cfg: DatasetConfig, overwrite: bool) -> None:
     stored = _stored_config(cfg)
-    mine = config_to_dict(cfg)
+    stored = None if stored is None else _comparable(stored)
+    mine = _comparable(config_to_dict(cfg))
     if overwrite:
         cfg.h5_path.unlink(missing_ok=True)
         shutil.rmtree(cfg.work_dir, ignore_errors=True)

@@ -304,6 +304,26 @@ RESUMABLE_CHANGES = frozenset({"num_epochs", "early_stopping_patience", "max_bat
                                "num_workers"})
 
 
+def check_same_scaling(run: Path, data: Partitions) -> None:
+    """Raise if ``data`` is scaled otherwise than the data the run in ``run`` trained on.
+
+    A dataset rebuilt with other settings (another scaler or scaler_axis) under the same path
+    would otherwise be fed to weights that expect the old scaling, and resuming would
+    overwrite the run's own copy of its scaler.
+    """
+    stored = run / "scaler.npz"
+    if not stored.is_file():
+        return
+    with np.load(stored) as z:
+        mine = {k: z[k] for k in z.files}
+    same = (mine.keys() == data.scaler.keys()
+            and all(np.array_equal(mine[k], data.scaler[k]) for k in mine))
+    if not same:
+        raise ToolkitError(f"{data.path} is not scaled as it was when the run in {run} "
+                           "trained (was the dataset rebuilt with other settings?); train a "
+                           "new run (another name or models_dir) on it, or restore the dataset")
+
+
 def check_resumable(cfg: TrainConfig) -> None:
     """Raise if the run folder holds a run of a different config."""
     stored = cfg.run_dir / "config.json"
@@ -342,6 +362,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
     start_epoch, history, best = 0, [], float("inf")
     if resume and (run / "last.pt").is_file():
         check_resumable(cfg)
+        check_same_scaling(run, data)
         ck = load_checkpoint(run / "last.pt")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -477,6 +498,7 @@ def evaluate_run(cfg: TrainConfig, device: str = "cpu") -> dict:
     """Evaluate the best checkpoint on the test partition; write JSON (+ confusion matrix)."""
     model, info, _ = load_trained(cfg.run_dir, device=device)
     data = Partitions(cfg.dataset_path)
+    check_same_scaling(cfg.run_dir, data)
     res = evaluate(model, data, "partition_test", cfg, torch.device(device))
     out = {"name": cfg.name, "model": cfg.model, "test_loss": res["loss"],
            "parameters": count_parameters(model)}
@@ -494,6 +516,23 @@ def evaluate_run(cfg: TrainConfig, device: str = "cpu") -> dict:
     return out
 
 
+def linear_probe_accuracy(train_codes: np.ndarray, train_labels: np.ndarray,
+                          test_codes: np.ndarray, test_labels: np.ndarray) -> float | None:
+    """Genre accuracy of a logistic regression on features (standardized on train).
+
+    How much of what tells genres apart a code carries: a linear read-out, so a code that
+    only reconstructs well but hides genre in a tangle scores low. None without two classes.
+    """
+    if len(np.unique(train_labels)) < 2 or len(test_labels) == 0:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(train_codes, train_labels)
+    return float(probe.score(test_codes, test_labels))
+
+
 def autoencoder_references(model, data: Partitions, test_mse: float, *,
                            max_train: int = 5000) -> dict:
     """What an autoencoder's test MSE should be judged against.
@@ -503,16 +542,24 @@ def autoencoder_references(model, data: Partitions, test_mse: float, *,
     * PCA with as many components as the code, fitted on (up to ``max_train``) train segments:
       the best *linear* code of that size;
     * within-segment share: the part of the baseline that is variation along the last axis
-      (frame to frame for MFCC segments), which a small per-segment code can hardly carry.
+      (frame to frame for MFCC segments), which a small per-segment code can hardly carry;
+    * genre probe: test-segment genre accuracy of a logistic regression on the codes, fitted
+      on the same train segments, for the model's codes and for PCA's (with chance beside).
     """
     from sklearn.decomposition import PCA
-    x, _, _ = data.load("partition_test")
-    train = np.concatenate([data.load(p)[0] for p in data.train])
+    x, y, _ = data.load("partition_test")
+    loaded = [data.load(p) for p in data.train]
+    train = np.concatenate([t[0] for t in loaded])
+    labels = np.concatenate([t[1] for t in loaded])
+    del loaded
     mean = train.mean(0, dtype=np.float64)
     baseline = float(((x - mean) ** 2).mean())
     rng = np.random.default_rng(0)
-    fit = train[rng.choice(len(train), min(len(train), max_train), replace=False)]
-    code = int(model.encode(torch.from_numpy(x[:1])).shape[1])
+    pick = rng.choice(len(train), min(len(train), max_train), replace=False)
+    fit, fit_labels = train[pick], labels[pick]
+    del train
+    dev = next(model.parameters()).device
+    code = int(model.encode(torch.from_numpy(x[:1]).to(dev)).shape[1])
     flat = lambda a: (a - mean).reshape(len(a), -1)  # noqa: E731
     pca = PCA(min(code, len(fit)), svd_solver="randomized", random_state=0).fit(flat(fit))
     resid = flat(x) - pca.inverse_transform(pca.transform(flat(x)))
@@ -524,6 +571,19 @@ def autoencoder_references(model, data: Partitions, test_mse: float, *,
     if x.ndim == 3:
         out["within_segment_share"] = float(((x - x.mean(-1, keepdims=True)) ** 2).mean()
                                             / baseline)
+
+    def encode(a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate([model.encode(torch.from_numpy(b).to(dev)).cpu().numpy()
+                                   for b in np.array_split(a, max(1, len(a) // 256))])
+
+    if data.genres:
+        acc = linear_probe_accuracy(encode(fit), fit_labels, encode(x), y)
+        if acc is not None:
+            out.update(code_genre_probe_acc=acc,
+                       pca_genre_probe_acc=linear_probe_accuracy(
+                           pca.transform(flat(fit)), fit_labels, pca.transform(flat(x)), y),
+                       chance=1 / len(data.genres))
     return out
 
 

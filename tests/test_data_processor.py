@@ -145,29 +145,71 @@ def test_second_run_is_a_noop_and_config_change_is_an_error(sample_set, tmp_path
 
 
 @pytest.mark.parametrize("kind", ["standard", "minmax"])
-def test_scaler_is_fitted_on_train_only(sample_set, tmp_path, kind):
+@pytest.mark.parametrize("axis, pool", [("position", (0,)), ("feature", (0, 2)),
+                                        ("global", (0, 1, 2))])
+def test_scaler_is_fitted_on_train_only(sample_set, tmp_path, kind, axis, pool):
     raw = cfg_of(sample_set, tmp_path, name="raw", scaler="none", segments_per_track=4)
     dp.process_dataset(raw)
-    scaled = cfg_of(sample_set, tmp_path / "s", name="raw", scaler=kind, segments_per_track=4)
+    scaled = cfg_of(sample_set, tmp_path / "s", name="raw", scaler=kind, scaler_axis=axis,
+                    segments_per_track=4)
     dp.process_dataset(scaled)
     parts = {p: dp.read_partition(raw.h5_path, p)["segment_data"]
              for p in dp.partition_names(raw)}
     train = np.concatenate([v for p, v in parts.items() if dp.is_train(p)]).astype(np.float64)
     everything = np.concatenate(list(parts.values())).astype(np.float64)
     params = dp.read_scaler(scaled.h5_path)
+    assert all(v.shape == train.shape[1:] for v in params.values())
+
+    def stat(fn, x):  # the statistic over the pooled axes, broadcast back to a segment
+        return np.broadcast_to(fn(x, axis=pool, keepdims=True)[0], x.shape[1:])
+
     if kind == "standard":
-        np.testing.assert_allclose(params["mean"], train.mean(0), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(params["std"], train.std(0), rtol=1e-3, atol=1e-4)
-        assert not np.allclose(params["mean"], everything.mean(0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(params["mean"], stat(np.mean, train), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(params["std"], stat(np.std, train), rtol=1e-3, atol=1e-4)
+        assert not np.allclose(params["mean"], stat(np.mean, everything), rtol=1e-4, atol=1e-4)
         z = dp.read_partition(scaled.h5_path, "partition_train_0")["segment_data"]
         np.testing.assert_allclose(z, dp.apply_scaler(parts["partition_train_0"], params),
                                    atol=1e-5)
     else:
-        np.testing.assert_allclose(params["min"], train.min(0), atol=1e-5)
-        np.testing.assert_allclose(params["scale"], train.max(0) - train.min(0), rtol=1e-5)
+        np.testing.assert_allclose(params["min"], stat(np.min, train), atol=1e-5)
+        np.testing.assert_allclose(params["scale"], stat(np.max, train) - stat(np.min, train),
+                                   rtol=1e-5)
         train_scaled = np.concatenate([dp.read_partition(scaled.h5_path, p)["segment_data"]
                                        for p in parts if dp.is_train(p)])
         assert train_scaled.min() >= -1e-6 and train_scaled.max() <= 1 + 1e-6
+        if axis == "global":  # one affine map: squared distances keep their proportions
+            a, b = parts["partition_train_0"][:2].astype(np.float64)
+            za, zb = dp.read_partition(scaled.h5_path, "partition_train_0")["segment_data"][:2]
+            np.testing.assert_allclose(((za - zb) ** 2).sum() * params["scale"].flat[0] ** 2,
+                                       ((a - b) ** 2).sum(), rtol=1e-3)
+
+
+def test_scaler_axis_that_cannot_change_the_data_needs_no_rebuild(sample_set, tmp_path):
+    """Files from before scaler_axis were scaled per position; 1-D features have no time axis."""
+    spec = cfg_of(sample_set, tmp_path, name="spec", mode="spectrum", sr=22050,
+                  scaler="standard", scaler_axis="position", segments_per_track=2, num_tracks=8)
+    dp.process_dataset(spec)
+    for axis in ("feature", "position"):
+        same = cfg_of(sample_set, tmp_path, name="spec", mode="spectrum", sr=22050,
+                      scaler="standard", scaler_axis=axis, segments_per_track=2, num_tracks=8)
+        assert dp.process_dataset(same)["already_done"]
+    other = cfg_of(sample_set, tmp_path, name="spec", mode="spectrum", sr=22050,
+                   scaler="standard", scaler_axis="global", segments_per_track=2, num_tracks=8)
+    with pytest.raises(ConfigError, match="'scaler_axis'"):
+        dp.process_dataset(other)
+    # a file written before the key existed: its stored config has no scaler_axis
+    mfcc = cfg_of(sample_set, tmp_path, name="old", scaler="minmax", scaler_axis="position",
+                  segments_per_track=2, num_tracks=8)
+    dp.process_dataset(mfcc)
+    with h5py.File(mfcc.h5_path, "r+") as f:
+        stored = json.loads(f.attrs["config"])
+        del stored["scaler_axis"]
+        f.attrs["config"] = json.dumps(stored)
+    assert dp.process_dataset(mfcc)["already_done"]
+    now_default = cfg_of(sample_set, tmp_path, name="old", scaler="minmax",
+                         segments_per_track=2, num_tracks=8)
+    with pytest.raises(ConfigError, match="'scaler_axis'.*--overwrite"):
+        dp.process_dataset(now_default)
 
 
 @pytest.mark.parametrize("mode, sr, shape", [("mfcc", 44100, (64, 96)),

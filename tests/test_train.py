@@ -132,6 +132,19 @@ def test_autoencoder_test_reports_the_variance_baseline(mfcc_ae_h5, tmp_path):
     assert out["pca_components"] == 10
     assert 0 < out["pca_mse"] <= out["baseline_mse_per_position_mean"]
     assert 0 < out["within_segment_share"] < 1
+    assert out["chance"] == 0.125
+    assert 0 <= out["code_genre_probe_acc"] <= 1 and 0 <= out["pca_genre_probe_acc"] <= 1
+
+
+def test_linear_probe_reads_a_separable_code_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    informative = labels[:, None] * 3.0 + rng.normal(0, 0.5, (200, 2))
+    noise = rng.normal(0, 1, (200, 2))
+    assert tr.linear_probe_accuracy(informative[::2], labels[::2], informative[1::2],
+                                    labels[1::2]) == 1.0
+    assert tr.linear_probe_accuracy(noise[::2], labels[::2], noise[1::2], labels[1::2]) < 0.5
+    assert tr.linear_probe_accuracy(noise, np.zeros(200), noise, np.zeros(200)) is None
 
 
 def test_track_vote_accuracy_known_values():
@@ -231,3 +244,23 @@ def test_not_a_dataset_is_a_clear_error(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     with pytest.raises(ToolkitError, match="not a readable HDF5"):
         tr.Partitions(tmp_path / "x.h5")
+
+
+def test_a_dataset_rebuilt_with_other_scaling_is_refused(sample_set, tmp_path):
+    """Resuming or testing a run on data scaled otherwise would feed its weights wrong inputs
+    (and resuming would overwrite the run's own copy of its scaler)."""
+    from conftest import _processed, dataset_config
+    from data_processor import DatasetConfig, process_dataset
+    h5 = _processed(sample_set, tmp_path / "d", name="rebuilt", scaler="minmax",
+                    scaler_axis="position", segments_per_track=2)
+    cfg = cfg_of(h5, tmp_path, num_epochs=2)
+    tr.train(cfg, stop_after_epochs=1)
+    scaler_before = (cfg.run_dir / "scaler.npz").read_bytes()
+    process_dataset(load_config(DatasetConfig, dataset_config(
+        sample_set, tmp_path / "d", name="rebuilt", scaler="minmax", scaler_axis="global",
+        segments_per_track=2)), overwrite=True)
+    with pytest.raises(ToolkitError, match="not scaled as it was"):
+        tr.train(cfg, resume=True)
+    with pytest.raises(ToolkitError, match="not scaled as it was"):
+        tr.evaluate_run(cfg)
+    assert (cfg.run_dir / "scaler.npz").read_bytes() == scaler_before
