@@ -8,6 +8,8 @@ Endpoints (all JSON; documented in ``docs/openapi.json``, served at ``/api/opena
     GET  /api/tracks?q=&genre=&source=fma|upload|mine&page=&per_page=
     POST /api/tracks                         multipart 'file': upload a song
     GET  /api/tracks/<id>                    one track
+    DELETE /api/tracks/<id>                  take an upload off your list (deleted with its
+                                             caches when no other uploader has it)
     GET  /api/tracks/<id>/audio              the audio, with HTTP Range support
     GET  /api/tracks/<id>/features?run=&layer=&method=&scaling=&per=&fps=&smoothing=&blur=
                                    &assign=random|ranked|deterministic&seed=
@@ -458,6 +460,10 @@ def _api_routes():
     @bp.get("/tracks/<track_id>")
     def track(track_id: str):
         return jsonify(wc.user_track_json(wc.track_row(track_id)))
+
+    @bp.delete("/tracks/<track_id>")
+    def remove_track(track_id: str):
+        return jsonify(wc.remove_upload(track_id))
 
     @bp.get("/tracks/<track_id>/audio")
     def audio(track_id: str):

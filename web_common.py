@@ -284,23 +284,87 @@ def save_upload(file_storage) -> dict:
         track_id = h.hexdigest()[:TRACK_ID_CHARS]
         title = (Path(os.path.basename(file_storage.filename.replace("\\", "/"))).stem[:200]
                  or "upload")
-        row = db().execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
-        if row is None:
-            final = uploads / f"{track_id}.{fmt}"
-            os.replace(tmp, final)
-            db().execute(
-                "INSERT OR IGNORE INTO tracks (id, source, path, format, title, duration, "
-                "sample_rate, channels, size, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, ?, ?, "
-                "?)",
-                (track_id, str(final.relative_to(data_dir())), fmt, title,
-                 info.frames / info.samplerate, info.samplerate, info.channels, size,
-                 time.time()))
-            row = track_row(track_id)
+        con = db()
+        con.execute("BEGIN IMMEDIATE")   # one writer: never beside a removal of this content
+        try:
+            row = con.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+            if row is None:
+                final = uploads / f"{track_id}.{fmt}"
+                os.replace(tmp, final)
+                con.execute(
+                    "INSERT INTO tracks (id, source, path, format, title, duration, "
+                    "sample_rate, channels, size, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, ?, "
+                    "?, ?)",
+                    (track_id, str(final.relative_to(data_dir())), fmt, title,
+                     info.frames / info.samplerate, info.samplerate, info.channels, size,
+                     time.time()))
+                row = con.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+            if row["source"] == "upload":
+                # the same content uploaded by someone else is stored once, and is theirs too
+                con.execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) "
+                            "VALUES (?, ?, ?, ?)", (user_id(), track_id, title, time.time()))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         if row["source"] != "upload":           # the content of a public (FMA) track
             return track_json(row)
-        # the same content uploaded by someone else is stored once, and is theirs too
-        db().execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) VALUES "
-                     "(?, ?, ?, ?)", (user_id(), track_id, title, time.time()))
         return user_track_json(row)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# Caches keyed by track id that go with the track when its last uploader removes it.
+TRACK_CACHES = ("timelines", "genre_cache", "mixer_features")
+
+
+def remove_upload(track_id: str) -> dict:
+    """Take a track off this user's uploads; the last uploader's removal deletes it.
+
+    Another user who uploaded the same content keeps it, file and all. When no uploader is
+    left, the track row, its cached timelines, genre probabilities and mixer features, and
+    the audio file go, in one transaction: the file is moved aside before the commit and
+    deleted after it, so a failure leaves the track as it was. An upload of the same content
+    waits for that transaction and then stores the file anew. Refused (409) while a stem
+    separation of the track is queued or running. Saved mixes and separated stems are the
+    user's own work and stay; they no longer link to the original.
+    """
+    row = track_row(track_id)
+    if row["source"] != "upload":
+        raise ApiError(403, f"track {track_id!r} belongs to the sample set; only uploads can "
+                            "be removed")
+    con, user = db(), user_id()
+    aside = None
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        if con.execute("SELECT 1 FROM uploads WHERE user_id = ? AND track_id = ?",
+                       (user, track_id)).fetchone() is None:
+            raise ApiError(404, f"track {track_id!r} is not one of your uploads")
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = "
+                                            "'table'")}
+        if "mixer_jobs" in tables and con.execute(
+                "SELECT 1 FROM mixer_jobs WHERE track_id = ? AND state IN ('queued', "
+                "'running')", (track_id,)).fetchone():
+            raise ApiError(409, "a stem separation of this track is queued or running; "
+                                "remove the track when it has finished")
+        con.execute("DELETE FROM uploads WHERE user_id = ? AND track_id = ?", (user, track_id))
+        left = con.execute("SELECT COUNT(*) FROM uploads WHERE track_id = ?",
+                           (track_id,)).fetchone()[0]
+        if left == 0:
+            for table in TRACK_CACHES:
+                if table in tables:
+                    con.execute(f"DELETE FROM {table} WHERE track_id = ?", (track_id,))
+            con.execute("DELETE FROM tracks WHERE id = ?", (track_id,))
+            path = resolve_track_path(row, data_dir())
+            if path.is_file():
+                aside = path.with_name(f".removing-{path.name}")
+                os.replace(path, aside)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        if aside is not None:
+            os.replace(aside, path)
+        raise
+    if aside is not None:
+        aside.unlink(missing_ok=True)
+    return {"id": track_id, "removed": True, "deleted": left == 0}

@@ -195,6 +195,80 @@ def test_the_same_upload_belongs_to_each_uploader_under_their_own_name(app):
     assert len(list((Path(app.config["DATA_DIR"]) / "uploads").glob(f"{a['id']}.*"))) == 1
 
 
+def test_removing_an_upload(app):
+    """Off the remover's list; deleted with its caches only when no other uploader has it."""
+    import sqlite3
+    alice, bob, carol = app.test_client(), app.test_client(), app.test_client()
+    song = wav_bytes(2.0, freq=415.0)
+    t = upload(alice, song, "alice take.wav").json
+    upload(bob, song, "bob take.wav")
+    path = _path_of(app, t["id"])
+    timeline = f"/api/tracks/{t['id']}/features?run=sample/conv_ae&method=pca"
+    assert alice.get(timeline).status_code == 200           # a cached timeline of it
+    db = Path(app.config["DB_PATH"])
+
+    def cached() -> int:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM timelines WHERE track_id = ?",
+                               (t["id"],)).fetchone()[0]
+
+    assert cached() >= 1
+    assert carol.delete(f"/api/tracks/{t['id']}").status_code == 404     # not hers
+    r = alice.delete(f"/api/tracks/{t['id']}")
+    assert r.status_code == 200 and r.json == {"id": t["id"], "removed": True, "deleted": False}
+    assert t["id"] not in [x["id"] for x in alice.get("/api/tracks?source=mine").json["items"]]
+    assert alice.delete(f"/api/tracks/{t['id']}").status_code == 404    # already off her list
+    assert bob.get(f"/api/tracks/{t['id']}").json["title"] == "bob take"
+    assert bob.get(t["audio_url"]).data == song and path.is_file() and cached() >= 1
+    r = bob.delete(f"/api/tracks/{t['id']}")
+    assert r.status_code == 200 and r.json["deleted"] is True
+    assert not path.exists() and cached() == 0
+    assert not list(path.parent.glob(".removing-*"))
+    assert bob.get(f"/api/tracks/{t['id']}").status_code == 404
+    assert bob.get(t["audio_url"]).status_code == 404
+    again = upload(bob, song, "back again.wav")                # uploading it again works
+    assert again.status_code == 201 and again.json["id"] == t["id"] and path.is_file()
+    first = alice.get("/api/tracks?source=fma&per_page=1").json["items"][0]
+    r = alice.delete(f"/api/tracks/{first['id']}")
+    assert r.status_code == 403 and "sample set" in r.json["error"]
+    assert alice.delete("/api/tracks/0123456789abcdef0123").status_code == 404
+
+
+def test_an_upload_being_separated_is_not_removed(app):
+    import sqlite3
+    import time
+    alice = app.test_client()
+    t = upload(alice, wav_bytes(0.6, freq=590.0), "busy.wav").json
+    alice.get("/api/mixer/jobs")                     # the mixer's tables exist
+    with sqlite3.connect(app.config["DB_PATH"]) as con:
+        con.execute("INSERT INTO mixer_jobs (id, user_id, track_id, track_path, backend, model, "
+                    "cache_key, state, created) VALUES ('j1', 'x', ?, 'p', 'hpss', 'm', 'k', "
+                    "'running', ?)", (t["id"], time.time()))
+    r = alice.delete(f"/api/tracks/{t['id']}")
+    assert r.status_code == 409 and "separation" in r.json["error"]
+    assert t["id"] in [x["id"] for x in alice.get("/api/tracks?source=mine").json["items"]]
+    with sqlite3.connect(app.config["DB_PATH"]) as con:
+        con.execute("UPDATE mixer_jobs SET state = 'done' WHERE id = 'j1'")
+    assert alice.delete(f"/api/tracks/{t['id']}").json["deleted"] is True
+
+
+def test_a_failed_removal_leaves_the_upload_as_it_was(app, monkeypatch):
+    import web_common as wc
+    alice = app.test_client()
+    song = wav_bytes(0.6, freq=610.0)
+    t = upload(alice, song, "keep.wav").json
+    path = _path_of(app, t["id"])
+
+    def disk_error(*_a, **_k):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(wc.os, "replace", disk_error)
+    assert alice.delete(f"/api/tracks/{t['id']}").status_code == 500
+    monkeypatch.undo()
+    assert t["id"] in [x["id"] for x in alice.get("/api/tracks?source=mine").json["items"]]
+    assert alice.get(t["audio_url"]).data == song and path.is_file()
+
+
 def test_uploads_of_an_old_database_stay_their_owners(tmp_path):
     import sqlite3
 

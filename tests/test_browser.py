@@ -127,6 +127,10 @@ def test_every_visualization_renders(page, server):
     assert page.errors == []
 
 
+def tl_id(page) -> str:
+    return page.evaluate("() => window.__playground.state.track.id")
+
+
 def test_upload_and_visualize(page, server, tmp_path):
     import soundfile as sf
     sr = 22050
@@ -143,6 +147,15 @@ def test_upload_and_visualize(page, server, tmp_path):
     assert tl["duration"] == pytest.approx(4.0, abs=0.05) and len(tl["frames"]) > 100
     page.click("#play")
     page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+    # the upload is listed with a remove button; confirming takes it off the list
+    row = f"#track-list li[data-id='{tl_id(page)}']"
+    assert page.is_visible(f"{row} .track-remove")
+    # only this user's upload has one, never a sample-set track
+    assert page.eval_on_selector_all("#track-list li .track-remove", "els => els.length") == 1
+    page.once("dialog", lambda d: d.accept())
+    page.click(f"{row} .track-remove")
+    page.wait_for_selector(row, state="detached")
+    assert "removed My upload" in page.inner_text("#status")
     # a bad file gives a message, not a broken page
     bad = tmp_path / "notes.mp3"
     bad.write_bytes(b"definitely not audio" * 20)

@@ -29,6 +29,24 @@ export async function uploadTrack(file) {
   return api('/api/tracks', { method: 'POST', body: form });
 }
 
+// A "remove" button for this user's own upload in a track list: confirms, asks the server to
+// take the track off the user's uploads (DELETE /api/tracks/<id>), then calls onRemoved.
+export function removeUploadButton(t, onRemoved) {
+  const btn = document.createElement('button');
+  btn.type = 'button';
+  btn.className = 'track-remove';
+  btn.textContent = '✕';
+  btn.title = 'remove this upload from your tracks (saved mixes of it stay)';
+  btn.addEventListener('click', guard(async (e) => {
+    e.stopPropagation();
+    if (!window.confirm(`Remove "${t.title || t.id}" from your uploads?`)) return;
+    await api(`/api/tracks/${encodeURIComponent(t.id)}`, { method: 'DELETE' });
+    setStatus(`removed ${t.title || t.id} from your uploads`);
+    await onRemoved(t);
+  }));
+  return btn;
+}
+
 export function setStatus(text, isError = false) {
   const el = document.getElementById('status');
   if (!el) return;

@@ -3,6 +3,7 @@
 import * as THREE from 'three';
 import {
   api, query, setStatus, uploadTrack, setUrlParam, showPager, trackMeta, urlParam,
+  removeUploadButton,
 } from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
 import { Ewma, sampleTimeline } from './timeline.js';
@@ -134,6 +135,7 @@ async function loadTracks() {
     li.textContent = t.title || t.id;
     const small = document.createElement('small');
     small.textContent = trackMeta(t);
+    if (t.source === 'upload') li.prepend(removeUploadButton(t, loadTracks));
     li.appendChild(small);
     if (state.track && t.id === state.track.id) li.classList.add('selected');
     li.addEventListener('click', () => selectTrack(t));

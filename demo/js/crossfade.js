@@ -5,6 +5,7 @@
 // transition and A/B switches between them at the same position.
 import {
   api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
+  removeUploadButton,
 } from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
 
@@ -62,6 +63,7 @@ async function loadTracks() {
       btn.addEventListener('click', (e) => { e.stopPropagation(); pickTrack(slot, t); });
       li.appendChild(btn);
     }
+    if (t.source === 'upload') li.appendChild(removeUploadButton(t, loadTracks));
     // a click on the row fills A first, then B
     li.addEventListener('click', () => pickTrack(state.a && !state.b ? 'b' : 'a', t));
     list.appendChild(li);

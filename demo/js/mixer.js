@@ -4,6 +4,7 @@
 // and pan math, save named mixes and see the personalised gain suggestions.
 import {
   api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
+  removeUploadButton,
 } from './api.js';
 import { formatTime } from './player.js';
 import { StemPlayer, fetchError } from './stemplayer.js';
@@ -59,6 +60,7 @@ async function loadTracks() {
     li.textContent = t.title || t.id;
     const small = document.createElement('small');
     small.textContent = trackMeta(t);
+    if (t.source === 'upload') li.prepend(removeUploadButton(t, loadTracks));
     li.appendChild(small);
     li.classList.toggle('selected', !!state.track && t.id === state.track.id);
     li.addEventListener('click', () => selectTrack(t));
