@@ -66,3 +66,4 @@ bench: models
 	$(PY) bench/api_load.py
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
+	$(PY) bench/tempo.py
