@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 
 import crossfade as cf  # noqa: E402
 import crossfade_render as cr  # noqa: E402
@@ -79,12 +79,6 @@ def whole_song(a: Path, b: Path, out: Path) -> None:
     plan = {**plan, "b_downbeat_s": plan["b_downbeat_s"] / rate, "stretch_rate": 1.0}
     res = cr.render_beat_sync(x, y, SR, plan, context=5.0)
     save_audio(out, res["audio"], SR, sample_format="float")
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:

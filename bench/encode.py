@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import timed  # noqa: E402
 
 import mapping_utils as mu  # noqa: E402
 from audio_io import load_audio, save_audio  # noqa: E402
@@ -42,12 +42,6 @@ def reference_request(song: Path, run: Path, mapping_file: Path) -> np.ndarray:
     with torch.no_grad():
         feats = model.encode(torch.from_numpy(apply_scaler(segs, scaler))).numpy()
     return mu.Mapping.load(mapping_file).transform(feats)
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:

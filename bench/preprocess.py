@@ -16,7 +16,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 
 import data_processor as dp  # noqa: E402
 from audio_io import load_audio  # noqa: E402
@@ -36,12 +36,6 @@ def reference_mfcc(path: Path) -> np.ndarray:
     m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=64, n_fft=1102, hop_length=441)
     n = m.shape[1] // 96
     return np.stack(np.split(m[:, :n * 96], n, axis=1))
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:

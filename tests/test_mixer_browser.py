@@ -55,10 +55,34 @@ def move_and_wait(page, selector: str, value: float, ms: int = 100) -> dict:
         return window.__mixer.snapshot(); }""", [selector, value, ms])
 
 
+def _rounded(v):
+    if isinstance(v, float):
+        return round(v, 4)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    return v
+
+
+def settled(page, ms: int = 100, timeout: float = 5.0) -> dict:
+    """The snapshot once the Web Audio node values stop moving (gain ramps done): on a busy
+    machine the audio thread runs late, and the test waits for it rather than failing."""
+    page.wait_for_timeout(ms)
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        s = snap(page)
+        now = _rounded(s["nodes"])
+        if now == last or time.time() > deadline:
+            return s
+        last = now
+        page.wait_for_timeout(50)
+
+
 def click_and_wait(page, selector: str, ms: int = 100) -> dict:
     page.click(selector)
-    page.wait_for_timeout(ms)
-    return snap(page)
+    return settled(page, ms)
 
 
 def strip(stem: str) -> str:
@@ -152,19 +176,19 @@ def test_separate_mix_export_save_and_reopen(page, server):
     s = click_and_wait(page, f"{strip('bass')} .solo")
     assert s["solos"] == [] and s["nodeGains"]["other"] == pytest.approx(1.0, rel=1e-2)
     page.locator("body").press("4")       # key 4 mutes the fourth stem (other)
-    page.wait_for_timeout(100)
-    s = snap(page)
+    s = settled(page)
     assert s["mutes"] == ["other"] and s["nodeGains"]["other"] == pytest.approx(0, abs=1e-3)
     page.locator("body").press("4")
     assert requests == [], f"mixing reached the server: {requests}"
 
     # A/B: the original plays at the same position, switching only moves two bus gains
-    t_before = snap(page)["time"]
+    t_before, wall = snap(page)["time"], time.monotonic()
     s = click_and_wait(page, "#ab-original")
     assert s["ab"] == "original" and s["playing"]
     assert s["nodes"]["mixBus"] == pytest.approx(0, abs=1e-3)
     assert s["nodes"]["originalBus"] == pytest.approx(1, abs=1e-3)
-    assert 0 <= s["time"] - t_before < 0.6
+    # playback went on from where it was: no more audio time passed than wall time
+    assert 0 <= s["time"] - t_before < time.monotonic() - wall + 0.3
     s = click_and_wait(page, "#ab-mix")
     assert s["nodes"]["mixBus"] == pytest.approx(1, abs=1e-3) and s["ab"] == "mix"
 

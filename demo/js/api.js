@@ -66,6 +66,12 @@ export function setUrlParam(name, value) {
 export const urlParam = (name, fallback = null) =>
   new URL(window.location.href).searchParams.get(name) ?? fallback;
 
+// Call fn only once calls have paused for ms (search boxes, window resizes).
+export function debounce(fn, ms) {
+  let id = 0;
+  return (...args) => { clearTimeout(id); id = setTimeout(() => fn(...args), ms); };
+}
+
 // Wrap an event handler so its errors end up in the status line, never as uncaught ones.
 export function guard(fn) {
   return async (...args) => {
@@ -85,6 +91,20 @@ export const trackLabel = (t) => `${t.title || t.id}${t.artist ? ' — ' + t.art
 export function trackMeta(t) {
   return [t.artist, t.genre, t.source === 'upload' ? 'upload' : `FMA ${t.fma_id}`,
           formatTime(t.duration)].filter(Boolean).join(' · ');
+}
+
+// One row of a track list: title, the meta line, and a remove button on this user's uploads.
+export function trackItem(t, { selected, onPick, onRemoved }) {
+  const li = document.createElement('li');
+  li.dataset.id = t.id;
+  li.textContent = t.title || t.id;
+  if (t.source === 'upload') li.prepend(removeUploadButton(t, onRemoved));
+  const small = document.createElement('small');
+  small.textContent = trackMeta(t);
+  li.appendChild(small);
+  li.classList.toggle('selected', !!selected);
+  li.addEventListener('click', () => onPick(t));
+  return li;
 }
 
 // The pager under a track list (#page-info, #prev-page, #next-page on every page).

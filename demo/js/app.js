@@ -2,8 +2,7 @@
 // learned features drive a three.js visualization in sync with the audio clock.
 import * as THREE from 'three';
 import {
-  api, query, setStatus, uploadTrack, setUrlParam, showPager, trackMeta, urlParam,
-  removeUploadButton,
+  api, debounce, query, setStatus, uploadTrack, setUrlParam, showPager, trackItem, urlParam,
 } from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
 import { Ewma, sampleTimeline } from './timeline.js';
@@ -130,16 +129,8 @@ async function loadTracks() {
   const list = $('track-list');
   list.textContent = '';
   for (const t of res.items) {
-    const li = document.createElement('li');
-    li.dataset.id = t.id;
-    li.textContent = t.title || t.id;
-    const small = document.createElement('small');
-    small.textContent = trackMeta(t);
-    if (t.source === 'upload') li.prepend(removeUploadButton(t, loadTracks));
-    li.appendChild(small);
-    if (state.track && t.id === state.track.id) li.classList.add('selected');
-    li.addEventListener('click', () => selectTrack(t));
-    list.appendChild(li);
+    list.appendChild(trackItem(t, { selected: state.track && t.id === state.track.id,
+                                    onPick: selectTrack, onRemoved: loadTracks }));
   }
   showPager(res);
 }
@@ -289,10 +280,6 @@ function toggleRecord() {
 }
 
 // ------------------------------------------------------------------------------ wiring
-function debounce(fn, ms) {
-  let id = 0;
-  return (...args) => { clearTimeout(id); id = setTimeout(() => fn(...args), ms); };
-}
 
 async function togglePlay() {
   if (player.playing) player.pause(); else await player.play();

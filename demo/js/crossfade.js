@@ -4,10 +4,11 @@
 // and hear it (Web Audio, decoded once). "Compare with" renders a second style of the same
 // transition and A/B switches between them at the same position.
 import {
-  api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
+  api, debounce, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
   removeUploadButton,
 } from './api.js';
 import { AudioPlayer, formatTime } from './player.js';
+import { makeTransport } from './transport.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = {
@@ -485,24 +486,8 @@ function drawFrame() {
 }
 
 // ------------------------------------------------------------------------------ transport
-async function togglePlay() {
-  if (!player.buffer) return;
-  if (player.playing) player.pause();
-  else await player.play();
-  renderPlay();
-}
-
-function renderPlay() {
-  $('play').textContent = player.playing ? '❚❚ Pause' : '▶ Play';
-}
-
-let seeking = false;
-function updateClock() {
-  const t = player.currentTime();
-  if (!seeking) $('seek').value = String(t);
-  const shown = seeking ? Number($('seek').value) : t;
-  $('clock').textContent = `${fmtClock(shown)} / ${fmtClock(player.duration)}`;
-}
+const transport = makeTransport(player, { ready: () => !!player.buffer, format: fmtClock });
+const { togglePlay, renderPlay, updateClock, seekTo } = transport;
 
 function frame() {
   if (player.buffer) {
@@ -512,17 +497,7 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
-async function seekTo(t) {
-  await player.seek(t);
-  updateClock();
-  renderPlay();
-}
-
 // ------------------------------------------------------------------------------ wiring
-function debounce(fn, ms) {
-  let t = 0;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
-}
 
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey || !player.buffer) return;
@@ -547,18 +522,11 @@ function wire() {
   $('style').addEventListener('change', () => { setParam('style', $('style').value); renderSettings(); });
   $('beat-sync').addEventListener('change', renderSettings);
   $('render').addEventListener('click', guard(renderTransition));
-  $('play').addEventListener('click', guard(togglePlay));
+  transport.wire();
   $('jump').addEventListener('click', guard(async () => {
     const r = state.results[state.current];
     await seekTo(Math.max(0, r.res.sidecar.timeline.overlap_start_s - PRE_ROLL_S));
     if (!player.playing) await togglePlay();
-  }));
-  $('seek').addEventListener('pointerdown', () => { seeking = true; });
-  $('seek').addEventListener('pointerup', () => setTimeout(() => { seeking = false; }, 50));
-  $('seek').addEventListener('input', () => { seeking = true; updateClock(); });
-  $('seek').addEventListener('change', guard(async () => {
-    seeking = false;
-    await seekTo(Number($('seek').value));
   }));
   $('wave').addEventListener('click', guard(async (e) => {
     const r = state.results[state.current];
@@ -571,7 +539,6 @@ function wire() {
   $('ab-1').addEventListener('click', guard(() => showResult(1)));
   window.addEventListener('keydown', onKey);
   window.addEventListener('resize', debounce(() => { peakCache.clear(); drawStatic(); }, 150));
-  player.onended = renderPlay;
 }
 
 // ?a=&b= (kept in the address as tracks are picked) restore the picks on reload

@@ -3,11 +3,12 @@
 // move), compare with the original at equal loudness, export on the server with the same dB
 // and pan math, save named mixes and see the personalised gain suggestions.
 import {
-  api, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
-  removeUploadButton,
+  api, debounce, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackItem, trackLabel,
+  urlParam,
 } from './api.js';
 import { formatTime } from './player.js';
 import { StemPlayer, fetchError } from './stemplayer.js';
+import { makeTransport } from './transport.js';
 
 const $ = (id) => document.getElementById(id);
 const STEM_ORDER = ['vocals', 'drums', 'bass', 'other'];
@@ -55,16 +56,8 @@ async function loadTracks() {
   list.textContent = '';
   for (const t of res.items) {
     state.trackTitles.set(t.id, trackLabel(t));
-    const li = document.createElement('li');
-    li.dataset.id = t.id;
-    li.textContent = t.title || t.id;
-    const small = document.createElement('small');
-    small.textContent = trackMeta(t);
-    if (t.source === 'upload') li.prepend(removeUploadButton(t, loadTracks));
-    li.appendChild(small);
-    li.classList.toggle('selected', !!state.track && t.id === state.track.id);
-    li.addEventListener('click', () => selectTrack(t));
-    list.appendChild(li);
+    list.appendChild(trackItem(t, { selected: state.track && t.id === state.track.id,
+                                    onPick: selectTrack, onRemoved: loadTracks }));
   }
   showPager(res);
 }
@@ -469,16 +462,8 @@ function applySuggestion() {
 }
 
 // ------------------------------------------------------------------------------ transport
-async function togglePlay() {
-  if (!engine.loaded) return;
-  if (engine.playing) engine.pause();
-  else await engine.play();
-  renderPlay();
-}
-
-function renderPlay() {
-  $('play').textContent = engine.playing ? '❚❚ Pause' : '▶ Play';
-}
+const transport = makeTransport(engine, { ready: () => engine.loaded });
+const { togglePlay, renderPlay, updateClock } = transport;
 
 function setAB(which) {
   engine.setAB(which);
@@ -489,14 +474,6 @@ function renderAB() {
   $('ab-mix').setAttribute('aria-pressed', String(engine.ab === 'mix'));
   $('ab-original').setAttribute('aria-pressed', String(engine.ab === 'original'));
   $('console').classList.toggle('listening-original', engine.ab === 'original');
-}
-
-let seeking = false;
-function updateClock() {
-  const t = engine.currentTime();
-  if (!seeking) $('seek').value = String(t);
-  const shown = seeking ? Number($('seek').value) : t;
-  $('clock').textContent = `${formatTime(shown)} / ${formatTime(engine.duration)}`;
 }
 
 // Meters: instant attack, METER_FALL_DB_S release (a raw 46 ms RMS flickers too much to read).
@@ -676,10 +653,6 @@ async function deleteMix(m) {
 }
 
 // ------------------------------------------------------------------------------ wiring
-function debounce(fn, ms) {
-  let t = 0;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
-}
 
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey || !engine.loaded) return;
@@ -712,15 +685,7 @@ function wire() {
   }));
   $('separate').addEventListener('click', guard(startSeparation));
   $('retry').addEventListener('click', guard(retryJob));
-  $('play').addEventListener('click', guard(togglePlay));
-  $('seek').addEventListener('pointerdown', () => { seeking = true; });
-  // a click that does not move the thumb fires no 'change': let the clock drive it again
-  $('seek').addEventListener('pointerup', () => setTimeout(() => { seeking = false; }, 50));
-  $('seek').addEventListener('input', () => { seeking = true; updateClock(); });
-  $('seek').addEventListener('change', guard(async () => {
-    seeking = false;
-    await engine.seek(Number($('seek').value));
-  }));
+  transport.wire();
   $('ab-mix').addEventListener('click', guard(() => setAB('mix')));
   $('ab-original').addEventListener('click', guard(() => setAB('original')));
   $('reset').addEventListener('click', guard(resetMix));
@@ -730,7 +695,6 @@ function wire() {
   $('save').addEventListener('click', guard(saveMix));
   $('mix-name').addEventListener('keydown', (e) => { if (e.key === 'Enter') guard(saveMix)(); });
   window.addEventListener('keydown', onKey);
-  engine.onended = renderPlay;
 }
 
 async function init() {
