@@ -457,6 +457,16 @@ def apply_scaler(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def invert_scaler(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The features before :func:`apply_scaler` (float64), from scaled segments."""
+    x = x.astype(np.float64)
+    if "mean" in params:
+        return x * params["std"] + params["mean"]
+    if "min" in params:
+        return x * params["scale"] + params["min"]
+    return x
+
+
 # ---------------------------------------------------------------------------------------------
 # Assembly into one HDF5 file
 

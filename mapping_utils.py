@@ -99,16 +99,9 @@ class EncoderRun:
             actual = hop / self.sr
         return apply_scaler(segs, self.scaler), actual
 
-    @torch.inference_mode()
     def encode(self, segs: np.ndarray, layer: str | None, batch_size: int = 256) -> np.ndarray:
-        out = []
         with self.lock:
-            for i in range(0, len(segs), batch_size):
-                x = torch.from_numpy(segs[i:i + batch_size]).to(self.device)
-                out.append(self.model.encode(x, layer).cpu().numpy())
-        if not out:
-            return np.zeros((0, 0), np.float32)
-        return np.concatenate(out).astype(np.float32)
+            return self.model.encode_array(segs, layer, batch_size=batch_size)
 
 
 _RUNS: dict[tuple[str, str], EncoderRun] = {}

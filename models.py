@@ -21,6 +21,7 @@ import math
 import os
 import typing as tp
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,6 +46,18 @@ class EncoderMixin:
             return self._features(x, layer).flatten(1)
         finally:
             self.train(was_training)
+
+    @torch.inference_mode()
+    def encode_array(self, segs: np.ndarray, layer: str | None = None, *,
+                     batch_size: int = 256) -> np.ndarray:
+        """``encode`` of a NumPy array of (scaled) segments in batches, on the model's device;
+        float32 (N, D)."""
+        dev = next(self.parameters()).device
+        out = [self.encode(torch.from_numpy(segs[i:i + batch_size]).to(dev), layer).cpu().numpy()
+               for i in range(0, len(segs), batch_size)]
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(out).astype(np.float32)
 
 
 def _as_image(x: torch.Tensor, dims: tp.Sequence[int]) -> torch.Tensor:

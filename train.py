@@ -558,8 +558,7 @@ def autoencoder_references(model, data: Partitions, test_mse: float, *,
     pick = rng.choice(len(train), min(len(train), max_train), replace=False)
     fit, fit_labels = train[pick], labels[pick]
     del train
-    dev = next(model.parameters()).device
-    code = int(model.encode(torch.from_numpy(x[:1]).to(dev)).shape[1])
+    code = model.encode_array(x[:1]).shape[1]
     flat = lambda a: (a - mean).reshape(len(a), -1)  # noqa: E731
     pca = PCA(min(code, len(fit)), svd_solver="randomized", random_state=0).fit(flat(fit))
     resid = flat(x) - pca.inverse_transform(pca.transform(flat(x)))
@@ -571,14 +570,8 @@ def autoencoder_references(model, data: Partitions, test_mse: float, *,
     if x.ndim == 3:
         out["within_segment_share"] = float(((x - x.mean(-1, keepdims=True)) ** 2).mean()
                                             / baseline)
-
-    def encode(a: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.concatenate([model.encode(torch.from_numpy(b).to(dev)).cpu().numpy()
-                                   for b in np.array_split(a, max(1, len(a) // 256))])
-
     if data.genres:
-        acc = linear_probe_accuracy(encode(fit), fit_labels, encode(x), y)
+        acc = linear_probe_accuracy(model.encode_array(fit), fit_labels, model.encode_array(x), y)
         if acc is not None:
             out.update(code_genre_probe_acc=acc,
                        pca_genre_probe_acc=linear_probe_accuracy(
