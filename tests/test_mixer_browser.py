@@ -142,10 +142,10 @@ def test_separate_mix_export_save_and_reopen(page, server):
     # play: the clock advances
     page.click("#play")
     page.wait_for_function("() => window.__mixer.snapshot().time > 0.5", timeout=20000)
-    t1 = snap(page)["time"]
+    t1, wall = snap(page)["time"], time.monotonic()
     page.wait_for_timeout(400)
     s = snap(page)
-    assert s["playing"] and 0.2 < s["time"] - t1 < 1.5
+    assert s["playing"] and 0 < s["time"] - t1 < time.monotonic() - wall + 0.3
 
     # vocals to -12 dB: the GainNode follows within 100 ms, without any request
     requests.clear()
@@ -193,10 +193,15 @@ def test_separate_mix_export_save_and_reopen(page, server):
     assert s["nodes"]["mixBus"] == pytest.approx(1, abs=1e-3) and s["ab"] == "mix"
 
     # seek recreates the sources at the new offset
+    # (the 6 s track may have ended during the waits above on a busy machine: play it again)
+    if not snap(page)["playing"]:
+        page.click("#play")
+        page.wait_for_function("() => window.__mixer.snapshot().playing")
+    wall = time.monotonic()
     page.fill("#seek", "3")
     page.wait_for_timeout(150)
     s = snap(page)
-    assert s["playing"] and 3.0 <= s["time"] < 3.8
+    assert s["playing"] and 3.0 <= s["time"] < 3.0 + time.monotonic() - wall + 0.3
 
     # export a FLAC: the server renders the same settings; the file downloads
     page.select_option("#format", "flac")
