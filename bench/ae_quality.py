@@ -30,14 +30,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch import nn
+
+from deepaudio.core.datasets import Partitions
+from deepaudio.core.features import invert_scaler
+from deepaudio.data.assembly import scaler_pool_axes
+from deepaudio.training.fma import linear_probe_accuracy
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from train import Partitions, linear_probe_accuracy  # noqa: E402
 
 CODE = 10
 
@@ -90,7 +92,6 @@ def geometry_table(train3: np.ndarray, test3: np.ndarray, scaler: dict,
     spread over the MFCC coefficients."""
     from sklearn.decomposition import PCA
 
-    from data_processor import invert_scaler, scaler_pool_axes
 
     raw_tr, raw_te = invert_scaler(train3, scaler), invert_scaler(test3, scaler)
     var = raw_tr.var(0).mean(-1)          # unscaled variance per MFCC coefficient

@@ -19,20 +19,26 @@ shorter context, so the ratio is still a slight underestimate.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from _timing import timed
+
+from deepaudio.core.audio import load_audio, save_audio
+from deepaudio.core.beats import analyse_beats
+from deepaudio.crossfade.plan import plan_beat_sync
+from deepaudio.crossfade.render import (
+    loudness_match_gain_db,
+    render_beat_sync,
+    time_stretch,
+    trim_silence,
+)
+from deepaudio.crossfade.songs import crossfade_songs, write_output
+from deepaudio.data.samples import render_track
+from deepaudio.networks.wavenet import WaveNetAutoencoder, generation_speed, preset
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from _timing import timed  # noqa: E402
-
-import crossfade as cf  # noqa: E402
-import crossfade_render as cr  # noqa: E402
-from audio_io import load_audio, save_audio  # noqa: E402
-from sample_music import render_track  # noqa: E402
 
 SR = 44100
 MINUTES = 4
@@ -58,26 +64,25 @@ def pick_tracks() -> tuple[int, int]:
 
 
 def ours(a: Path, b: Path, out: Path) -> dict:
-    res = cf.crossfade_songs(a, b, sr=SR, beat_sync=True, beats=16, context=5.0)
-    cf.write_output(out, res)
+    res = crossfade_songs(a, b, sr=SR, beat_sync=True, beats=16, context=5.0)
+    write_output(out, res)
     return res["sidecar"]
 
 
 def whole_song(a: Path, b: Path, out: Path) -> None:
     """The baseline: whole songs decoded and analysed, all of B stretched."""
-    from crossfade_beats import analyse_beats, plan_beat_sync
     x, _ = load_audio(a, mono=False)
     y, _ = load_audio(b, mono=False)
-    x, _ = cr.trim_silence(x, SR)
-    y, _ = cr.trim_silence(y, SR)
-    gain = cr.loudness_match_gain_db(x, y, SR)["gain_db"]
+    x, _ = trim_silence(x, SR)
+    y, _ = trim_silence(y, SR)
+    gain = loudness_match_gain_db(x, y, SR)["gain_db"]
     y = y * np.float32(10 ** (gain / 20))
     plan = plan_beat_sync(analyse_beats(x, SR), analyse_beats(y, SR),
                           a_duration=x.shape[1] / SR, b_duration=y.shape[1] / SR, beats=16)
     rate = plan["stretch_rate"] if plan["mode"] == "beat_sync" else 1.0
-    y = cr.time_stretch(y, SR, rate)
+    y = time_stretch(y, SR, rate)
     plan = {**plan, "b_downbeat_s": plan["b_downbeat_s"] / rate, "stretch_rate": 1.0}
-    res = cr.render_beat_sync(x, y, SR, plan, context=5.0)
+    res = render_beat_sync(x, y, SR, plan, context=5.0)
     save_audio(out, res["audio"], SR, sample_format="float")
 
 
@@ -112,14 +117,13 @@ def main() -> None:
         return
     import torch
 
-    import wavenet
     torch.manual_seed(0)
-    model = wavenet.WaveNetAutoencoder(wavenet.preset("small"))
+    model = WaveNetAutoencoder(preset("small"))
     # one intra-op thread for both: batch-1 generation is a stream of tiny ops, and threads
     # that wait on each other slow both methods unevenly on a busy 2-core machine
-    wavenet.generation_speed(model, 512, method="fast", threads=1)        # warm-up
-    fast = wavenet.generation_speed(model, args.fast_samples, method="fast", threads=1)
-    naive = wavenet.generation_speed(model, args.naive_samples, method="naive", threads=1)
+    generation_speed(model, 512, method="fast", threads=1)        # warm-up
+    fast = generation_speed(model, args.fast_samples, method="fast", threads=1)
+    naive = generation_speed(model, args.naive_samples, method="naive", threads=1)
     print("\nWaveNet decoder, small preset, batch 1, 1 thread")
     print(f"{'method':<10}{'samples':>9}{'samples/s':>12}{'vs naive':>10}")
     print(f"{'naive':<10}{args.naive_samples:>9}{naive:>12.1f}{1.0:>9.1f}x")

@@ -19,17 +19,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+from _timing import timed
+
+from deepaudio.core.audio import load_audio, save_audio
+from deepaudio.core.features import apply_scaler, mfcc_segments
+from deepaudio.mapping.encode import _RUNS, get_run
+from deepaudio.mapping.mappings import _MAPPINGS, Mapping, fit_mapping, mapping_path
+from deepaudio.mapping.timeline import mapped_timeline
+from deepaudio.networks.checkpoint import load_trained
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from _timing import timed  # noqa: E402
-
-import mapping_utils as mu  # noqa: E402
-from audio_io import load_audio, save_audio  # noqa: E402
-from data_processor import apply_scaler, mfcc_segments  # noqa: E402
-from train import load_trained  # noqa: E402
 
 
 def reference_request(song: Path, run: Path, mapping_file: Path) -> np.ndarray:
@@ -41,7 +42,7 @@ def reference_request(song: Path, run: Path, mapping_file: Path) -> np.ndarray:
                          frames_per_segment=c["frames_per_segment"])
     with torch.no_grad():
         feats = model.encode(torch.from_numpy(apply_scaler(segs, scaler))).numpy()
-    return mu.Mapping.load(mapping_file).transform(feats)
+    return Mapping.load(mapping_file).transform(feats)
 
 
 def main() -> None:
@@ -59,23 +60,23 @@ def main() -> None:
     short = songs[0]
     long = tmp / "four_minutes.mp3"
     save_audio(long, np.concatenate([load_audio(s, mono=False)[0] for s in songs], 1), 44100)
-    mapping = mu.fit_mapping(run, "pca")
-    mapping_file = mu.mapping_path(run, "pca", mapping.layer, "standard", "features")
+    mapping = fit_mapping(run, "pca")
+    mapping_file = mapping_path(run, "pca", mapping.layer, "standard", "features")
     print(f"run {run}, mapping pca; times in seconds (median of 3 where warm)")
     print(f"{'track':<10}{'baseline':>10}{'cold':>8}{'warm':>8}{'warm 10 fps':>13}"
           f"{'baseline/warm':>15}")
     for label, song in (("30 s", short), ("4 min", long)):
         base = min(timed(lambda s=song: reference_request(s, run, mapping_file))
                    for _ in range(2))
-        hop = mu.get_run(run).segment_length()      # the reference's back-to-back segments
-        mu._RUNS.clear()
-        mu._MAPPINGS.clear()
-        cold = timed(lambda s=song, h=hop: mu.mapped_timeline(s, run, method="pca", fps=30,
+        hop = get_run(run).segment_length()      # the reference's back-to-back segments
+        _RUNS.clear()
+        _MAPPINGS.clear()
+        cold = timed(lambda s=song, h=hop: mapped_timeline(s, run, method="pca", fps=30,
                                                         hop_seconds=h))
-        warm = sorted(timed(lambda s=song, h=hop: mu.mapped_timeline(s, run, method="pca", fps=30,
+        warm = sorted(timed(lambda s=song, h=hop: mapped_timeline(s, run, method="pca", fps=30,
                                                                hop_seconds=h))
                       for _ in range(3))[1]
-        dense = sorted(timed(lambda s=song: mu.mapped_timeline(s, run, method="pca", fps=30,
+        dense = sorted(timed(lambda s=song: mapped_timeline(s, run, method="pca", fps=30,
                                                                 hop_seconds=0.1))
                        for _ in range(3))[1]
         print(f"{label:<10}{base:>10.2f}{cold:>8.2f}{warm:>8.2f}{dense:>13.2f}"

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+import librosa
+import numpy as np
+from _timing import timed
+
+from deepaudio.core.audio import load_audio
+from deepaudio.core.config import load_config
+from deepaudio.data.config import DatasetConfig
+from deepaudio.data.process import process_dataset
+from deepaudio.data.samples import write_sample_set
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import librosa  # noqa: E402
-import numpy as np  # noqa: E402
-from _timing import timed  # noqa: E402
-
-import data_processor as dp  # noqa: E402
-from audio_io import load_audio  # noqa: E402
-from config import load_config  # noqa: E402
-from sample_music import write_sample_set  # noqa: E402
 
 
 def reference_mfcc(path: Path) -> np.ndarray:
@@ -54,12 +53,12 @@ def main() -> None:
     rows = [("baseline (reference)", base), ("decode only (floor)", decode)]
     for workers in (1, 2):
         out = Path(tempfile.mkdtemp(prefix="bench-pre-"))
-        cfg = load_config(dp.DatasetConfig, {
+        cfg = load_config(DatasetConfig, {
             "name": "bench", "mode": "mfcc", "fma_audio_dir": str(data / "fma_small"),
             "fma_meta_dir": str(data / "fma_metadata"), "datasets_dir": str(out),
             "scaler": "standard", "num_train_partitions": 2})
         rows.append((f"process, {workers} worker(s)",
-                     timed(lambda cfg=cfg, w=workers: dp.process_dataset(cfg, workers=w))))
+                     timed(lambda cfg=cfg, w=workers: process_dataset(cfg, workers=w))))
         shutil.rmtree(out)
     print(f"{n} tracks of 30 s, mfcc 64x96 segments, {len(files) and 'mp3 44.1 kHz'}")
     print(f"{'pipeline':<24}{'seconds':>9}{'tracks/s':>10}{'vs baseline':>13}")

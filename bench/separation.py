@@ -30,10 +30,15 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from deepaudio.core.audio import load_audio, save_audio
+from deepaudio.data.samples import render_track
+from deepaudio.mixer.render import FORMATS, export_mix, mix_settings, render_mix
+from deepaudio.mixer.separate import separate
+from deepaudio.mixer.stems import StemWriter, cached_stems
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STEMS = ("drums", "bass", "other", "vocals")
 
@@ -61,8 +66,6 @@ def make_repo(folder: Path, channels: int) -> None:
 
 
 def make_song(path: Path, seconds: float) -> None:
-    from audio_io import save_audio
-    from sample_music import render_track
     stems, _ = render_track("Pop", 1, seed=0, seconds=min(seconds, 60.0))
     mix = sum(stems.values())
     reps = int(np.ceil(seconds / (mix.shape[1] / 44100)))
@@ -80,7 +83,6 @@ def child(mode: str, song: str, repo: str, out: str) -> dict:
         from demucs.apply import apply_model
         from demucs.pretrained import get_model
 
-        from audio_io import load_audio
         model = get_model("benchht", Path(repo))
         t1 = time.perf_counter()
         audio, _ = load_audio(song, sr=model.samplerate, mono=False)
@@ -92,11 +94,9 @@ def child(mode: str, song: str, repo: str, out: str) -> dict:
                                 overlap=0.25) * std + mean
         result = {"model_seconds": time.perf_counter() - t1, "shape": list(out_t.shape)}
     elif mode == "ours":
-        from mixer_separation import separate
         manifest = separate(song, out, backend="demucs", model="benchht", repo=repo)
         result = {"model_seconds": manifest["separation_seconds"]}
     elif mode == "dsp":
-        from mixer_separation import separate
         manifest = separate(song, out, backend="dsp")
         result = {"model_seconds": manifest["separation_seconds"],
                   "duration": manifest["duration"]}
@@ -113,10 +113,6 @@ def run_child(mode: str, song: Path, repo: Path, out: Path) -> dict:
 
 
 def bench_mix(tmp: Path) -> None:
-    from mixer_jobs import cached_stems
-    from mixer_render import FORMATS, export_mix, mix_settings, render_mix
-    from mixer_separation import StemWriter
-    from sample_music import render_track
     stems, _ = render_track("Rock", 2, seed=0, seconds=60.0)
     writer = StemWriter(tmp / "mixstems", 44100)
     block = np.stack([stems[s] for s in STEMS])

@@ -22,13 +22,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from deepaudio.core.audio import load_audio
+from deepaudio.core.beats import analyse_beats
+from deepaudio.data.fma import fma_audio_path
+from deepaudio.data.samples import render_track
 
-import crossfade_beats as cb  # noqa: E402
-from audio_io import load_audio  # noqa: E402
-from data_processor import fma_audio_path  # noqa: E402
-from sample_music import render_track  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def category(estimate: float, truth: float) -> str:
@@ -59,7 +58,7 @@ def main() -> int:
         # the tempo is drawn before anything that depends on the length: render a sliver
         truth = render_track(genre, int(tid), seed=params["seed"], seconds=0.05)[1]["bpm"]
         audio, sr = load_audio(fma_audio_path(Path(args.fma) / "fma_small", int(tid)))
-        estimate = cb.analyse_beats(audio, sr).tempo
+        estimate = analyse_beats(audio, sr).tempo
         cat = category(estimate, truth)
         counts.setdefault(genre, Counter())[cat] += 1
         if cat == "other":

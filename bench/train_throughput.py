@@ -19,21 +19,21 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from deepaudio.core.config import load_config
+from deepaudio.core.datasets import Partitions
+from deepaudio.data.config import DatasetConfig
+from deepaudio.data.process import process_dataset
+from deepaudio.data.samples import write_sample_set
+from deepaudio.networks.registry import build_model, count_parameters
+from deepaudio.training.fma import TrainConfig, batch_loss, epoch_batches, make_optimizer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-import data_processor as dp  # noqa: E402
-from config import load_config  # noqa: E402
-from models import build_model, count_parameters  # noqa: E402
-from sample_music import write_sample_set  # noqa: E402
-from train import Partitions, TrainConfig, batch_loss, epoch_batches, make_optimizer  # noqa: E402
 
 MODELS = [  # (label, registry name, model_params)
     ("conv AE 16f/4 pools/4 FC/k5", "conv_autoencoder", {}),
@@ -68,11 +68,11 @@ def step_seconds(model_name: str, params: dict, *, batch_size: int, steps: int,
 
 def build_dataset(work: Path) -> Path:
     write_sample_set(work / "fma", tracks_per_genre=1, seconds=10.0, seed=0, workers=1)
-    cfg = load_config(dp.DatasetConfig, {
+    cfg = load_config(DatasetConfig, {
         "name": "bench", "mode": "mfcc", "fma_audio_dir": str(work / "fma" / "fma_small"),
         "fma_meta_dir": str(work / "fma" / "fma_metadata"), "datasets_dir": str(work / "data"),
         "scaler": "minmax", "num_train_partitions": 2})
-    dp.process_dataset(cfg, workers=1)
+    process_dataset(cfg, workers=1)
     return cfg.h5_path
 
 

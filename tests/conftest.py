@@ -1,19 +1,26 @@
-"""Shared fixtures: a tiny FMA-format sample set synthesized once per test process."""
+"""Shared fixtures: a tiny FMA-format sample set synthesized once per test process, datasets
+and trained runs made from it, app and config factories, and a tiny Demucs repo.
+
+Test modules never import each other or this file: what they share is a fixture here (a
+factory fixture where a test needs to make several)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = Path(__file__).parent / "data"
-
-from sample_music import write_sample_set  # noqa: E402
+from deepaudio.core.config import load_config
+from deepaudio.data.config import DatasetConfig
+from deepaudio.data.process import process_dataset
+from deepaudio.data.samples import write_sample_set
+from deepaudio.mixer.stems import STEMS
+from deepaudio.training.fma import TrainConfig, train
+from deepaudio.web.app import create_app
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +39,7 @@ def sample_copy(sample_set, tmp_path) -> Path:
     return dst
 
 
-def dataset_config(fma: Path, out: Path, **overrides) -> dict:
+def _dataset_config(fma: Path, out: Path, **overrides) -> dict:
     cfg = {"name": "ds", "mode": "mfcc", "fma_audio_dir": str(fma / "fma_small"),
            "fma_meta_dir": str(fma / "fma_metadata"), "fma_type": "small",
            "datasets_dir": str(out), "seed": 0, "cv_split": 0.125, "test_split": 0.125,
@@ -41,17 +48,33 @@ def dataset_config(fma: Path, out: Path, **overrides) -> dict:
     return cfg
 
 
-def write_config(path: Path, cfg: dict) -> Path:
+@pytest.fixture(scope="session")
+def dataset_config():
+    """``dataset_config(fma, out, **overrides)``: a dataset config dict over a sample set."""
+    return _dataset_config
+
+
+def _write_config(path: Path, cfg: dict) -> Path:
     path.write_text(json.dumps(cfg))
     return path
 
 
+@pytest.fixture(scope="session")
+def write_config():
+    """``write_config(path, cfg)``: the config written as JSON; returns the path."""
+    return _write_config
+
+
 def _processed(sample_set, root, **overrides) -> Path:
-    from config import load_config
-    from data_processor import DatasetConfig, process_dataset
-    cfg = load_config(DatasetConfig, dataset_config(sample_set, root, **overrides))
+    cfg = load_config(DatasetConfig, _dataset_config(sample_set, root, **overrides))
     process_dataset(cfg, workers=1)
     return cfg.h5_path
+
+
+@pytest.fixture(scope="session")
+def processed():
+    """``processed(sample_set, out, **dataset_config)``: a processed dataset's HDF5 path."""
+    return _processed
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +97,7 @@ def spectrum_h5(sample_set, tmp_path_factory) -> Path:
                       mode="spectrum", sr=22050, scaler="standard", segments_per_track=4)
 
 
-def train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
+def _train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
     params = {"conv_autoencoder": {"num_init_filters": 2, "num_pools": 4, "num_fc": 2,
                                    "kernel_size": 3, "padding": 1},
               "cnn_classifier": {"arch": "vgg11", "batchnorm": True, "width": 0.0625,
@@ -87,10 +110,14 @@ def train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
     return cfg
 
 
+@pytest.fixture(scope="session")
+def train_config():
+    """``train_config(h5, models_dir, model, **overrides)``: a tiny training config dict."""
+    return _train_config
+
+
 def _trained(h5: Path, root: Path, model: str, **overrides) -> Path:
-    from config import load_config
-    from train import TrainConfig, train
-    cfg = load_config(TrainConfig, train_config(h5, root, model, **overrides))
+    cfg = load_config(TrainConfig, _train_config(h5, root, model, **overrides))
     train(cfg)
     return cfg.run_dir
 
@@ -120,9 +147,43 @@ def playground_models(ae_run, classifier_run, tmp_path_factory) -> Path:
     return root
 
 
-def make_app(data_dir: Path, sample_set: Path, models: Path, **overrides):
-    from api import create_app
+def _make_app(data_dir: Path, sample_set: Path, models: Path, **overrides):
     cfg = {"data_dir": str(data_dir), "fma_dir": str(sample_set), "models_dir": str(models),
            "testing": True}
     cfg.update(overrides)
     return create_app(cfg)
+
+
+@pytest.fixture(scope="session")
+def make_app():
+    """``make_app(data_dir, sample_set, models_dir, **server_config)``: a playground app."""
+    return _make_app
+
+
+def _tiny_demucs_repo(folder: Path, name: str = "tinyht") -> Path:
+    """A randomly initialised HTDemucs (70 k parameters, 2 s segments) saved exactly as demucs
+    expects a local repo: ``<sig>-<sha256[:8]>.th`` (klass/args/kwargs/state) + ``<name>.yaml``."""
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import get_state, save_with_checksum
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HTDemucs(list(STEMS), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
+                         t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+    args, kwargs = model._init_args_kwargs
+    save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
+                        "state": get_state(model, None, half=False)}, folder / "0a1b2c3d.th")
+    (folder / f"{name}.yaml").write_text("models: ['0a1b2c3d']\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_demucs_repo():
+    """``make_demucs_repo(folder, name="tinyht")``: a tiny Demucs model in a local repo folder."""
+    return _tiny_demucs_repo
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory):
+    return _tiny_demucs_repo(tmp_path_factory.mktemp("demucs_repo"))

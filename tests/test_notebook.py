@@ -1,11 +1,13 @@
 """analysis.ipynb runs clean, headless, on runs trained from the sample set."""
 
 
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]     # the checkout
 
 
 @pytest.fixture

@@ -1,0 +1,219 @@
+"""Crossfades between two songs: DeepBass-compatible ``config.ini`` runs and subcommands.
+
+::
+
+    python crossfade.py -config_fname config.ini          # DeepBass' interface
+    python crossfade.py init-config [config.ini]          # write a default config
+    python crossfade.py simple A B -o OUT.wav [--style equal_power] [--seconds 4]
+                        [--beat-sync [--beats 16]] [--context 5|full] [--sr 44100]
+    python crossfade.py neural A B -o OUT.wav --weights RUN [--style linear|hann|equal_power]
+    python crossfade.py prep SONGS_DIR -o clips.h5 [--seconds 4]
+    python crossfade.py train --data clips.h5 --run RUN [--preset small] [--steps N]
+    python crossfade.py evaluate A B [-o DIR] [--weights RUN]
+
+Both interfaces run the same code (:mod:`deepaudio.crossfade`). Every output comes
+with a JSON sidecar (``OUT.json``): trims, loudness gain, tempi, offsets, stretch, mode, style
+and seeds. Output audio is float32 ``(channels, samples)``, stereo when a song is.
+
+Beat-synchronous mode decodes only the end of A and the start of B (``EDGE_SECONDS``), so
+silence thresholds and loudness are measured on those parts; ``--context full`` decodes all.
+
+DeepBass' outputs and ours (config run, in ``Save Directory``; ``<name>`` is ``Save Name``):
+
+=================================  ==============================================================
+DeepBass                           here
+=================================  ==============================================================
+``end_trim.wav``                   ``end_trim.wav``: the last ``Time`` s of A after trimming
+``begin_trim.wav``                 ``begin_trim.wav``: the first ``Time`` s of B, trimmed, matched
+``end_faded.wav``                  ``end_faded.wav``: ``end_trim`` times g_out
+``begin_faded.wav``                ``begin_faded.wav``: ``begin_trim`` times g_in
+``<name>_simple.wav`` (overlap)    ``<name>_simple.wav``: ``Context`` s of A, the overlap,
+                                   ``Context`` s of B (DeepBass wrote only the overlap)
+``<name>_simple_roughness.txt``    same: mean Vassilakis roughness of the overlap, ``%f``
+``<name>_NSynth.wav``              ``<name>_NSynth.wav``: the decoded fade spliced into context
+``begin_enc.npy`` (held A's end)   ``a_end_enc.npy``: encoding of the end of A, (16, F)
+``end_enc.npy`` (held B's start)   ``b_begin_enc.npy``: encoding of the start of B, (16, F)
+``end.wav`` / ``begin.wav``        same: the 16 kHz inputs of the WaveNet (end of A / start of B)
+``<name>_nsynth_roughness.txt``    same, over the decoded part
+``static/*.pdf``                   ``<name>_simple.png``, ``<name>_NSynth.png`` (``[Plot] Flag``)
+=================================  ==============================================================
+
+DeepBass trimmed the songs for the NSynth path and then used the untrimmed ones; here both
+paths use the trimmed songs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from deepaudio.core.errors import ToolkitError, user_errors_exit_2
+from deepaudio.crossfade.clips import prep_clips
+from deepaudio.crossfade.deepbass import run_deepbass, write_default_ini
+from deepaudio.crossfade.evaluate import evaluate
+from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
+from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
+from deepaudio.training.wavenet import train_wavenet
+
+
+def _context(value: str) -> float | None:
+    if value == "full":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be seconds or 'full', got {value!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value!r}")
+    return seconds
+
+
+def _positive(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
+    return x
+
+
+def _rate(value: str) -> int:
+    try:
+        sr = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in Hz, got {value!r}") from None
+    if not 8000 <= sr <= 192000:
+        raise argparse.ArgumentTypeError(f"must be 8000..192000 Hz, got {value!r}")
+    return sr
+
+
+def _fraction(value: str) -> float:
+    x = _positive(value)
+    if not x < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value!r}")
+    return x
+
+
+def get_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="crossfade.py", description="Crossfades between two songs.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init-config", help="write a default DeepBass config.ini")
+    p.add_argument("path", nargs="?", default="config.ini")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    def common(p, styles, default_style, sr):
+        p.add_argument("first_song")
+        p.add_argument("second_song")
+        p.add_argument("--style", choices=styles, default=default_style)
+        p.add_argument("--seconds", type=_positive, default=4.0, help="overlap (default 4)")
+        p.add_argument("--context", type=_context, default=5.0,
+                       help="seconds of A before and of B after the overlap, or 'full'")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threshold", type=_fraction, default=0.15,
+                       help="silence below this fraction of the song's RMS (default 0.15)")
+        if sr:
+            p.add_argument("--threshold-db", type=float, default=None,
+                           help="absolute silence threshold in dBFS (replaces --threshold)")
+            p.add_argument("--sr", type=_rate, default=sr, help=f"output rate (default {sr})")
+
+    p = sub.add_parser("simple", help="ramp crossfade, optionally beat-synchronous")
+    common(p, SIMPLE_STYLES, "equal_power", 44100)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--beat-sync", action="store_true",
+                   help="stretch B to A's tempo and align downbeats")
+    p.add_argument("--beats", type=int, choices=(8, 16, 32), default=16)
+
+    p = sub.add_parser("neural", help="WaveNet-autoencoder (NSynth-style) crossfade, 16 kHz")
+    common(p, NEURAL_STYLES, "linear", None)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--weights", required=True, help="a wavenet run folder")
+    p.add_argument("--sampling", choices=("greedy", "sample"), default="greedy")
+    p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("prep", help="cut begin/end clips of a song folder into HDF5")
+    p.add_argument("songs_dir")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--seconds", type=_positive, default=4.0)
+    p.add_argument("--sr", type=_rate, default=16000)
+    p.add_argument("--min-duration", type=_positive, default=None,
+                   help="seconds after trimming (default 3x --seconds)")
+
+    p = sub.add_parser("train", help="train the WaveNet autoencoder on prep's clips")
+    p.add_argument("--data", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--preset", choices=("small", "nsynth"), default="small")
+    p.add_argument("--steps", type=int, default=1000,
+                   help="training steps in all (with --resume: up to this many)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=6144, help="samples per training crop")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("evaluate", help="render every style; roughness, dissonance, dip")
+    common(p, SIMPLE_STYLES, "equal_power", 44100)
+    p.add_argument("-o", "--output-dir", default="crossfade_eval")
+    p.add_argument("--weights", default=None, help="also evaluate the neural styles")
+    p.add_argument("--device", default="cpu")
+    return ap
+
+
+def get_config_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="crossfade.py", description="DeepBass-compatible run")
+    ap.add_argument("-config_fname", "--config-fname", dest="config_fname", required=True)
+    return ap
+
+
+@user_errors_exit_2
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].split("=")[0] in ("-config_fname", "--config-fname", "--config_fname"):
+        run_deepbass(get_config_parser().parse_args(argv).config_fname)
+        return 0
+    args = get_parser().parse_args(argv)
+    if args.command == "init-config":
+        path = Path(os.path.expanduser(args.path))
+        if path.exists() and not args.force:
+            raise ToolkitError(f"{path} exists; pass --force to overwrite it")
+        print(f"wrote {write_default_ini(path)}")
+    elif args.command == "simple":
+        out = crossfade_songs(args.first_song, args.second_song, sr=args.sr, style=args.style,
+                              seconds=args.seconds, context=args.context,
+                              beat_sync=args.beat_sync, beats=args.beats, seed=args.seed,
+                              threshold=args.threshold, threshold_db=args.threshold_db)
+        path = write_output(args.output, out)
+        s = out["sidecar"]
+        print(f"wrote {path} ({s['duration_s']:.2f} s, {s['mode']}, {s['style']}, "
+              f"overlap {s['seconds']:.2f} s at {s['overlap_start_in_output_s']:.2f} s)")
+    elif args.command == "neural":
+        out = crossfade_neural(args.first_song, args.second_song, args.weights,
+                               style=args.style, seconds=args.seconds, context=args.context,
+                               seed=args.seed, sampling=args.sampling, device=args.device,
+                               threshold=args.threshold)
+        path = write_output(args.output, out)
+        np.save(path.with_name("a_end_enc.npy"), np.asarray(out["enc_a"]))
+        np.save(path.with_name("b_begin_enc.npy"), np.asarray(out["enc_b"]))
+        print(f"wrote {path} and its encodings a_end_enc.npy, b_begin_enc.npy")
+    elif args.command == "prep":
+        rep = prep_clips(args.songs_dir, args.output, seconds=args.seconds, sr=args.sr,
+                         min_duration=args.min_duration)
+        print(f"wrote {rep['path']}: {rep['clips']} clips from {rep['songs']} songs, "
+              f"{len(rep['skipped'])} skipped")
+    elif args.command == "train":
+        rep = train_wavenet(args.data, args.run, preset=args.preset, steps=args.steps,
+                            batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                            seed=args.seed, resume=args.resume, device=args.device)
+        print(json.dumps(rep, indent=2, default=str))
+    elif args.command == "evaluate":
+        evaluate(args.first_song, args.second_song, args.output_dir, sr=args.sr,
+                 seconds=args.seconds, context=args.context, seed=args.seed,
+                 threshold=args.threshold, weights=args.weights, device=args.device)
+    return 0

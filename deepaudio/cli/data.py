@@ -1,0 +1,72 @@
+"""``python data_processor.py``: the FMA-format sample set, processed datasets, shards.
+
+    python data_processor.py sample --out datasets/fma --tracks-per-genre 10 [--stems]
+    python data_processor.py process -c datasets/processed/samples/mfcc_ae.json [--workers 2]
+    python data_processor.py process -c CONFIG --shard 0/4     # on a cluster, one per array task
+    python data_processor.py merge -c CONFIG                   # after every shard has finished
+    python data_processor.py info datasets/processed/mfcc_ae_sample/mfcc_ae_sample.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from deepaudio.core.config import load_config
+from deepaudio.core.datasets import dataset_summary
+from deepaudio.core.errors import user_errors_exit_2
+from deepaudio.data.config import DatasetConfig
+from deepaudio.data.process import merge_shards, process_dataset
+from deepaudio.data.samples import write_sample_set
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="The FMA-format sample set, processed datasets and their shards.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sample", help="write the synthesized FMA-format sample set")
+    s.add_argument("--out", default="datasets/fma")
+    s.add_argument("--tracks-per-genre", type=int, default=10)
+    s.add_argument("--seconds", type=float, default=30.0)
+    s.add_argument("--stems", action="store_true", help="also write true stems (FLAC)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--overwrite", action="store_true")
+    pr = sub.add_parser("process", help="segment a dataset into HDF5")
+    pr.add_argument("-c", "--config", required=True)
+    pr.add_argument("--overwrite", action="store_true", help="discard stored data and config")
+    pr.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    pr.add_argument("--shard", help="I/N: process only shard I of N (merge afterwards)")
+    m = sub.add_parser("merge", help="merge shard files into the dataset")
+    m.add_argument("-c", "--config", required=True)
+    i = sub.add_parser("info", help="summarise a processed dataset")
+    i.add_argument("h5")
+    return p
+
+
+@user_errors_exit_2
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    if args.command == "sample":
+        info = write_sample_set(args.out, tracks_per_genre=args.tracks_per_genre,
+                                seconds=args.seconds, stems=args.stems, seed=args.seed,
+                                workers=args.workers, overwrite=args.overwrite)
+        print(json.dumps(info))
+    elif args.command == "process":
+        cfg = load_config(DatasetConfig, args.config)
+        report = process_dataset(cfg, workers=args.workers, overwrite=args.overwrite,
+                                 shard=args.shard)
+        if report.get("already_done"):
+            print(f"{report['output']} is complete (same config); nothing to do")
+        else:
+            print(f"{report['output']}: {report['tracks_processed']} tracks, "
+                  f"{len(report['skipped'])} skipped (see {cfg.report_path}), "
+                  f"{report['seconds']} s")
+    elif args.command == "merge":
+        report = merge_shards(load_config(DatasetConfig, args.config))
+        print(f"{report['output']}: {report['tracks_processed']} tracks "
+              f"from {report['shards']} shards")
+    elif args.command == "info":
+        print(json.dumps(dataset_summary(args.h5), indent=2))
+    return 0

@@ -1,0 +1,66 @@
+"""``python mapping_utils.py``: fit a mapping on a run's train partitions, or write a song's
+parameter timeline (JSON) for the visualizations.
+
+    python mapping_utils.py fit --run models/runs/playground/conv_ae --method pca
+    python mapping_utils.py timeline SONG.mp3 --run models/runs/playground/conv_ae \
+        --method pca --fps 30 --smoothing 0.3 --assign random --seed 7 -o timeline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from deepaudio.core.errors import user_errors_exit_2
+from deepaudio.core.files import atomic_write_json
+from deepaudio.mapping.mappings import METHODS, fit_mapping, mapping_path
+from deepaudio.mapping.timeline import BLUR_SIZES, mapped_timeline
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Fit feature mappings of a trained run; write a song's parameter timeline.")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--run", required=True, help="a trained run folder")
+    common.add_argument("--method", default="pca", choices=METHODS)
+    common.add_argument("--layer", help="tap layer (classifiers: e.g. L10); default the model's")
+    common.add_argument("--scaling", default="standard", choices=["standard", "minmax"])
+    common.add_argument("--per", default="features", choices=["features", "across"])
+    common.add_argument("--seed", type=int)
+    f = sub.add_parser("fit", parents=[common], help="fit a mapping on the train partitions")
+    f.add_argument("--max-segments", type=int, default=20000)
+    t = sub.add_parser("timeline", parents=[common], help="a song's parameter timeline (JSON)")
+    t.add_argument("song")
+    t.add_argument("--fps", type=float, default=30.0)
+    t.add_argument("--smoothing", type=float, default=0.0,
+                   help="EWMA smoothing in [0, 1): alpha = 1 - smoothing")
+    t.add_argument("--assign", default="deterministic",
+                   choices=["deterministic", "random", "ranked"])
+    t.add_argument("--hop", type=float, help="seconds between encoded segments")
+    t.add_argument("--blur", type=int, help="box blur over this many frames, then min-max "
+                   f"per song (the spectrum model used {', '.join(map(str, BLUR_SIZES))})")
+    t.add_argument("-o", "--out", required=True)
+    return p
+
+
+@user_errors_exit_2
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    if args.command == "fit":
+        m = fit_mapping(args.run, args.method, layer=args.layer, scaling=args.scaling,
+                        per=args.per, seed=args.seed or 0, max_segments=args.max_segments)
+        print(f"fitted {args.method} on layer {m.layer}: "
+              f"{mapping_path(args.run, args.method, m.layer, args.scaling, args.per)}")
+        if m.explained_variance:
+            print(f"explained variance of {len(m.explained_variance)} components: "
+                  f"{sum(m.explained_variance):.3f} "
+                  f"({', '.join(f'{v:.3f}' for v in m.explained_variance)})")
+    else:
+        tl = mapped_timeline(args.song, args.run, method=args.method, layer=args.layer,
+                             scaling=args.scaling, per=args.per, fps=args.fps,
+                             smoothing=args.smoothing, assign=args.assign, seed=args.seed,
+                             hop_seconds=args.hop, blur=args.blur)
+        atomic_write_json(args.out, tl.to_json())
+        print(f"{args.out}: {len(tl.frames)} frames at {tl.fps:g} fps "
+              f"(assignment {tl.meta['assignment']}, seed {tl.meta['seed']})")
+    return 0

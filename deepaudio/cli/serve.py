@@ -1,0 +1,47 @@
+"""``python api.py``: serve the playground (the JSON API and the three pages) with waitress.
+
+    python api.py [--host 127.0.0.1] [--port 5000] [--data DIR] [--fma DIR] [--models DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from deepaudio.core.errors import user_errors_exit_2
+from deepaudio.web.app import create_app
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Serve the playground (API + demo/) with waitress.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--data", default="data", help="data folder: database, uploads, caches")
+    p.add_argument("--fma", default="datasets/fma", help="FMA (or sample set) folder")
+    p.add_argument("--models", default="models/runs", help="folder of trained runs")
+    p.add_argument("--max-upload-mb", type=float, default=200.0)
+    p.add_argument("--crossfade-cache-mb", type=float, default=1024.0,
+                   help="disk kept for rendered crossfades; the least recently used go first")
+    p.add_argument("--cors-origin", action="append", default=[],
+                   help="allow this origin cross-site (repeatable); default same-origin only")
+    p.add_argument("--mixer-backend", choices=["dsp", "demucs"], default="dsp")
+    p.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
+    p.add_argument("--demucs-model", default="htdemucs")
+    p.add_argument("--redis", help="redis://... to run jobs on separate Huey workers")
+    p.add_argument("--threads", type=int, default=8)
+    return p
+
+
+@user_errors_exit_2
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app({"data_dir": args.data, "fma_dir": args.fma, "models_dir": args.models,
+                      "max_upload_mb": args.max_upload_mb, "cors_origins": args.cors_origin,
+                      "crossfade_cache_mb": args.crossfade_cache_mb,
+                      "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
+                      "demucs_model": args.demucs_model, "redis_url": args.redis})
+    from waitress import serve
+    print(f"Playground at http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="playground")
+    return 0

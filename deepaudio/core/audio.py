@@ -1,0 +1,230 @@
+"""Audio I/O in one place: decode, downmix/upmix, resample, save.
+
+Arrays are float32 shaped ``(channels, samples)`` and travel with their sample rate. Decoding
+is libsndfile through soundfile (WAV, FLAC, OGG/Vorbis, MP3 via mpg123/LAME; no ffmpeg), and
+resampling is soxr's high-quality mode (the same engine librosa uses by default). Anything a
+user can get wrong, a missing, empty, corrupt or non-audio file, raises :class:`AudioError`
+naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from deepaudio.core.errors import ToolkitError
+
+AUDIO_EXTENSIONS = (".mp3", ".ogg", ".flac", ".wav")
+_SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "OGG"}
+_SUBTYPES = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}
+
+
+class AudioError(ToolkitError):
+    """A file that cannot be used as audio. ``path`` and ``reason`` are kept for reports."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _open_error(path: Path, exc: Exception) -> AudioError:
+    if not path.exists():
+        return AudioError(path, "file not found")
+    if not path.is_file():
+        return AudioError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        return AudioError(path, "empty file (0 bytes)")
+    detail = str(exc).split(": ", 1)[-1].strip() or type(exc).__name__
+    return AudioError(path, f"not a readable audio file ({detail})")
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """Sample rate, channels and frame count without decoding; AudioError if unreadable."""
+    path = Path(path)
+    try:
+        return sf.info(str(path))
+    except Exception as e:  # libsndfile reports missing, empty and corrupt files alike
+        raise _open_error(path, e) from None
+
+
+def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Downmix to mono by averaging, or upmix mono by copying. ``audio`` is (C, N)."""
+    if audio.shape[0] == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True)
+    if audio.shape[0] == 1:
+        return np.repeat(audio, channels, axis=0)
+    raise AudioError("<array>", f"cannot map {audio.shape[0]} channels to {channels}")
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample (C, N) float32 audio with soxr HQ; a no-op when the rates match."""
+    if sr_in == sr_out:
+        return audio
+    out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(out.T.reshape(audio.shape[0], -1), dtype=np.float32)
+
+
+def load_audio(path: str | os.PathLike, *, sr: int | None = None, mono: bool = True,
+               channels: int | None = None, offset: float = 0.0,
+               duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file to float32 ``(channels, samples)`` and its sample rate.
+
+    Parameters
+    ----------
+    sr : target sample rate, or None to keep the file's.
+    mono : downmix to one channel (ignored when ``channels`` is given).
+    channels : force this many channels (1 or 2; mono files are copied to stereo).
+    offset, duration : seconds; only that part is decoded.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    if info.frames == 0 or info.samplerate <= 0:
+        raise AudioError(path, "contains no audio samples")
+    start = int(round(offset * info.samplerate))
+    frames = -1 if duration is None else int(round(duration * info.samplerate))
+    try:
+        data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32",
+                                always_2d=True)
+    except Exception as e:
+        raise _open_error(path, e) from None
+    if data.shape[0] == 0:
+        raise AudioError(path, "contains no audio samples" if start == 0
+                         else f"offset {offset:.3f} s is past the end of the file")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "decoded samples contain NaN or infinity")
+    audio = np.ascontiguousarray(data.T)
+    if channels is None:
+        channels = 1 if mono else audio.shape[0]
+    audio = to_channels(audio, channels)
+    if sr is not None:
+        audio = resample(audio, file_sr, sr)
+        file_sr = sr
+    return audio, int(file_sr)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
+               sample_format: str = "pcm16", compression_level: float | None = None) -> Path:
+    """Write (C, N) or (N,) audio; the format follows the extension (.wav .flac .mp3 .ogg).
+
+    ``sample_format`` is pcm16, pcm24 or float (WAV/FLAC only; FLAC has no float).
+    ``compression_level`` in [0, 1] (FLAC, MP3, OGG): 0 is the highest quality. The write is
+    atomic: a temp file in the same folder is renamed over the target, so a crash never leaves
+    a truncated file under the final name.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _SAVE_FORMATS:
+        raise AudioError(path, f"cannot save {ext or 'files without an extension'}; "
+                               f"use one of {', '.join(_SAVE_FORMATS)}")
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2 or (audio.shape[0] > 8 and audio.shape[1] <= 8):
+        raise AudioError(path, f"expected audio shaped (channels, samples), got {audio.shape}")
+    if sample_format not in _SUBTYPES:
+        raise AudioError(path, f"sample_format must be one of {', '.join(_SUBTYPES)}")
+    subtype = None
+    if ext in (".wav", ".flac"):
+        subtype = _SUBTYPES[sample_format]
+        if ext == ".flac" and subtype == "FLOAT":
+            raise AudioError(path, "FLAC cannot store float samples; use pcm16 or pcm24")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=ext)
+    os.fchmod(fd, 0o644)
+    os.close(fd)
+    try:
+        sf.write(tmp, audio.T, sr, format=_SAVE_FORMATS[ext], subtype=subtype,
+                 compression_level=compression_level)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_audio_files(folder: str | os.PathLike) -> list[Path]:
+    """All audio files under ``folder`` (recursively), sorted for a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ToolkitError(f"{folder}: audio folder not found")
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                  and not p.name.startswith("."))
+
+WRITE_BLOCK = 10 * 44100        # frames per soundfile write: one-shot OGG writes of ~60 s
+
+
+def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray], sr: int,
+                       channels: int, *, subtype: str | None = None,
+                       compression_level: float | None = None) -> Path:
+    """Write (C, n) blocks to one file atomically (temp file + rename), in bounded pieces.
+
+    The format follows the extension (.wav .flac .ogg .mp3). Unlike a one-shot write this
+    works on files of any length: nothing is held in memory but the current block.
+    """
+    path = Path(path)
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[path.suffix.lower()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        with sf.SoundFile(tmp, "w", sr, channels, format=fmt, subtype=subtype,
+                          compression_level=compression_level) as f:
+            for block in blocks:
+                for i in range(0, block.shape[-1], WRITE_BLOCK):
+                    f.write(np.ascontiguousarray(block[:, i:i + WRITE_BLOCK].T))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_blocks(path: str | os.PathLike, *, frames: int = 30 * 44100,
+                scale: float = 1.0) -> tp.Iterator[np.ndarray]:
+    """Yield a file's audio as float32 (C, n) blocks."""
+    with sf.SoundFile(str(path)) as f:
+        while True:
+            data = f.read(frames, dtype="float32", always_2d=True)
+            if not len(data):
+                return
+            yield np.ascontiguousarray(data.T) * np.float32(scale)
+
+
+DECODE_BLOCK_SECONDS = 20.0
+
+
+def decode_in_blocks(song: Path, sr: int, progress: tp.Callable[[float, str], None], *,
+                     share: float = 0.05,
+                     block_seconds: float = DECODE_BLOCK_SECONDS) -> np.ndarray:
+    """``load_audio(song, sr=sr, mono=False)`` read ``block_seconds`` at a time (at the
+    file's rate, resampled once at the end: the same samples), reporting
+    ``progress(share * done, "decoding")`` after each block and the resampling; the last
+    block reads to the end of the file, so a frame count that the header overstates by less
+    than a block is harmless."""
+    info = audio_info(song)
+    rate = info.samplerate
+    step = max(1, int(block_seconds * rate))
+    starts = list(range(0, max(info.frames - step, 0) + 1, step))
+    parts = []
+    for k, s in enumerate(starts):
+        last = k == len(starts) - 1
+        part, _ = load_audio(song, mono=False, offset=s / rate,
+                             duration=None if last else step / rate)
+        parts.append(part)
+        progress(share * (k + 1) / (len(starts) + 1), "decoding")
+    audio = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    del parts
+    audio = resample(audio, rate, sr)
+    progress(share, "decoding")
+    return audio

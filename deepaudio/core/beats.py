@@ -1,0 +1,199 @@
+"""Beats, downbeats and the beat-synchronous crossfade plan.
+
+Beats come from Ellis' (2007) dynamic-programming tracker (librosa's, redone in NumPy) run on
+our own log-mel spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and
+each beat is then moved to the envelope peak within two frames, with parabolic interpolation,
+so beat times are not quantised to the hop. librosa has no downbeat tracker, so downbeats are
+the phase (mod 4, i.e. 4/4 time) whose beats carry the most evidence of a bar start: a strong
+onset, a strong low-frequency onset (kick drums) and a harmonic change (beat-synchronous chroma
+novelty).
+
+The plan follows the DJ recipe (djmix-analysis: transitions cluster at multiples of 32 beats,
+tempo changes < 8 % in about 90 % of real mixes): the overlap is L = 8, 16 or 32 of A's beats
+starting on the latest downbeat of A that leaves L beats before A's last sound; B's first
+downbeat is aligned to it; B is time-stretched by r = tempo_A / tempo_B when |r - 1| <= 8 %.
+Tempo octave errors (one song tracked at half or double speed) are undone first by doubling or
+halving B's beat grid. Otherwise the plan is a short equal-power cut: A plays to the downbeat
+L beats later, where B's first downbeat lands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from deepaudio.core.audio import resample
+from deepaudio.core.errors import ToolkitError
+
+ANALYSIS_SR = 22050
+N_FFT = 1024
+HOP = 256
+BEATS_PER_BAR = 4
+LOW_HZ = 200.0            # bands below this carry the kick drum
+
+
+@dataclasses.dataclass
+class BeatGrid:
+    times: np.ndarray          # beat times in seconds, in the song's (trimmed) coordinates
+    tempo: float               # bpm, from the median beat interval
+    downbeat_phase: int        # beat i is a downbeat when i % 4 == downbeat_phase
+    # analysis frames kept so a re-gridded (doubled or halved) beat list can be re-scored
+    env: np.ndarray = dataclasses.field(repr=False)
+    low_env: np.ndarray = dataclasses.field(repr=False)
+    chroma: np.ndarray = dataclasses.field(repr=False)
+    start: float = 0.0         # song time of analysis frame 0
+
+    @property
+    def downbeats(self) -> np.ndarray:
+        return self.times[self.downbeat_phase::BEATS_PER_BAR]
+
+    def with_times(self, times: np.ndarray) -> BeatGrid:
+        grid = dataclasses.replace(self, times=np.asarray(times, dtype=np.float64))
+        grid.tempo = _tempo(grid.times)
+        grid.downbeat_phase = _downbeat_phase(grid)
+        return grid
+
+
+def _tempo(times: np.ndarray) -> float:
+    """bpm from the mean of the beat intervals within 15 % of the median: the median alone
+    is quantised by the beat-time noise (a 0.3 % error drifts 25 ms over a 16-beat overlap),
+    the mean of the consistent intervals averages that noise out."""
+    ibi = np.diff(times)
+    med = np.median(ibi)
+    return float(60.0 / ibi[np.abs(ibi - med) <= 0.15 * med].mean())
+
+
+def _flux(s_db: np.ndarray) -> np.ndarray:
+    """Half-wave rectified log-spectral flux averaged over bands; frame t compares t-1 to t."""
+    return np.r_[0.0, np.maximum(np.diff(s_db, axis=1), 0).mean(axis=0)]
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _frames(grid: BeatGrid, times: np.ndarray | None = None) -> np.ndarray:
+    t = grid.times if times is None else times
+    f = np.round((t - grid.start) * ANALYSIS_SR / HOP).astype(int)
+    return np.clip(f, 0, len(grid.env) - 1)
+
+
+def _downbeat_phase(grid: BeatGrid) -> int:
+    """The beat phase (mod 4) with the most bar-start evidence."""
+    f = _frames(grid)
+    if len(f) < BEATS_PER_BAR:
+        return 0
+    # chroma of each inter-beat segment; novelty = 1 - cosine similarity to the previous one
+    segs = np.stack([grid.chroma[:, a:max(b, a + 1)].mean(axis=1)
+                     for a, b in zip(f, np.r_[f[1:], len(grid.env)])])
+    segs /= np.linalg.norm(segs, axis=1, keepdims=True) + 1e-9
+    novelty = np.r_[0.0, 1 - (segs[1:] * segs[:-1]).sum(axis=1)]
+    accent = _zscore(grid.env[f]) + _zscore(grid.low_env[f]) + _zscore(novelty)
+    scores = [accent[p::BEATS_PER_BAR].mean() for p in range(BEATS_PER_BAR)]
+    return int(np.argmax(scores))
+
+
+def _global_tempo(env: np.ndarray, *, start_bpm: float = 120.0, std_octaves: float = 1.0,
+                  max_bpm: float = 320.0) -> float:
+    """librosa's tempo estimate, computed once for the whole envelope: its 8 s autocorrelation,
+    scored as ``log1p(1e6 ac) + log-normal prior`` (mean 120 bpm, one octave deviation), not
+    the mean of a per-frame tempogram (that was most of ``beat_track``'s time on 60 s)."""
+    win = min(len(env), int(round(8.0 * ANALYSIS_SR / HOP)))
+    n_fft = 1 << int(np.ceil(np.log2(2 * len(env) - 1)))
+    spec = np.fft.rfft(env, n_fft)
+    ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n_fft)[:win]
+    ac = ac / ac[0] if ac[0] > 0 else ac
+    lags = np.arange(1, win)
+    bpm = 60.0 * ANALYSIS_SR / (HOP * lags)
+    score = np.log1p(1e6 * np.maximum(ac[1:], 0))
+    score = score - 0.5 * ((np.log2(bpm) - np.log2(start_bpm)) / std_octaves) ** 2
+    score[bpm > max_bpm] = -np.inf
+    return float(bpm[int(np.argmax(score))])
+
+
+def dp_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.ndarray:
+    """Beat frames by Ellis' (2007) dynamic programming, as librosa's ``beat_track`` does it,
+    in NumPy: librosa's version is a numba gufunc whose compilation cost ~5 s on every cold
+    start of the command line, four times the whole warm crossfade.
+
+    The local score is the onset envelope smoothed by a Gaussian of width period/32; each
+    frame's best predecessor lies 0.5-2 periods back, with a transition cost
+    ``tightness * log(lag / period)^2``; the last beat is the last local maximum of the
+    cumulative score above half their median; weak beats at either end are trimmed.
+    """
+    n = len(env)
+    period = max(1, int(round(60.0 * ANALYSIS_SR / (HOP * bpm))))
+    sd = env.std(ddof=1) if n > 1 else 0.0
+    if sd <= 0:
+        return np.zeros(0, dtype=int)
+    g = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
+    local = np.convolve(env / sd, g, mode="same")
+    lags = np.arange(-2 * period, -int(np.round(period / 2)) + 1)     # predecessor offsets
+    txcost = -tightness * np.log(-lags / period) ** 2
+    cum = np.zeros(n)
+    back = np.full(n, -1, dtype=int)
+    small = 0.01 * local.max()
+    first = True
+    for i in range(n):
+        cand = i + lags
+        ok = cand >= 0
+        best = -1
+        if ok.any():
+            scores = cum[cand[ok]] + txcost[ok]
+            k = int(np.argmax(scores))
+            best = int(cand[ok][k])
+            cum[i] = local[i] + scores[k]
+        else:
+            cum[i] = local[i]
+        if first and local[i] < small:
+            back[i] = -1
+        else:
+            back[i] = best
+            first = False
+    # the last beat: the last local maximum of the cumulative score above half their median
+    peaks = np.flatnonzero((cum[1:-1] > cum[:-2]) & (cum[1:-1] >= cum[2:])) + 1
+    if len(peaks) == 0:
+        return np.zeros(0, dtype=int)
+    strong = peaks[cum[peaks] > 0.5 * np.median(cum[peaks])]
+    beats = [int(strong[-1])]
+    while back[beats[-1]] >= 0:
+        beats.append(int(back[beats[-1]]))
+    beats = np.array(beats[::-1])
+    # trim leading and trailing beats whose smoothed local score is weak
+    smooth = np.convolve(local[beats], np.hanning(7)[1:-1], mode="same")
+    keep = smooth > 0.5 * np.sqrt(np.mean(smooth ** 2))
+    if not keep.any():
+        return np.zeros(0, dtype=int)
+    lo, hi = np.flatnonzero(keep)[[0, -1]]
+    return beats[lo:hi + 1]
+
+
+def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
+    """Beat grid of ``audio`` (C, N); ``start`` is its offset in seconds within the song."""
+    import librosa
+
+    y = resample(np.asarray(audio, dtype=np.float32).mean(axis=0, keepdims=True), sr,
+                 ANALYSIS_SR)[0]
+    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
+    mel_fb = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=64, fmax=8000)
+    mel_db = librosa.power_to_db(mel_fb @ spec, ref=1.0, top_db=80.0)
+    low = librosa.mel_frequencies(n_mels=66, fmax=8000)[1:-1] < LOW_HZ
+    env, low_env = _flux(mel_db), _flux(mel_db[low])
+    chroma = librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec
+    frames = dp_beats(env, _global_tempo(env))
+    if len(frames) < 2 * BEATS_PER_BAR:
+        raise ToolkitError("no steady beat found")
+    # move each beat to the envelope peak within +-2 frames, then interpolate the peak
+    refined = np.empty(len(frames))
+    for i, f in enumerate(frames):
+        lo, hi = max(1, f - 2), min(len(env) - 1, f + 3)
+        m = lo + int(np.argmax(env[lo:hi])) if hi > lo else f
+        a, b, c = env[m - 1], env[m], env[min(m + 1, len(env) - 1)]
+        den = a - 2 * b + c
+        refined[i] = m + (0.5 * (a - c) / den if den < 0 else 0.0)
+    times = start + refined * HOP / ANALYSIS_SR
+    grid = BeatGrid(times=times, tempo=0.0, downbeat_phase=0, env=env, low_env=low_env,
+                    chroma=chroma, start=start)
+    return grid.with_times(times)

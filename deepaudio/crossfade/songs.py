@@ -1,0 +1,103 @@
+"""Crossfading two songs: decoding their edges, trimming silence, matching loudness, and
+rendering a simple or beat-synchronous transition with its JSON sidecar.
+
+Every output comes with a sidecar (``OUT.json``): trims, loudness gain, tempi, offsets,
+stretch, mode, style and seeds. Output audio is float32 ``(channels, samples)``, stereo when a
+song is. Beat-synchronous mode decodes only the end of A and the start of B
+(:data:`deepaudio.crossfade.plan.EDGE_SECONDS`), so silence thresholds and loudness are
+measured on those parts; ``context=None`` ("full") decodes all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deepaudio.core.audio import audio_info, load_audio, save_audio
+from deepaudio.core.errors import ToolkitError
+from deepaudio.core.files import atomic_write_json
+from deepaudio.core.gain import db_to_gain
+from deepaudio.crossfade import render as cr
+from deepaudio.crossfade.plan import EDGE_SECONDS, plan_pair
+
+SIMPLE_STYLES = tuple(cr.RAMPS)
+LOUDNESS_SECONDS = 60.0        # end of A / start of B measured for loudness matching
+
+
+def load_song(path: str | os.PathLike, sr: int, *, edge: str | None = None,
+              seconds: float | None = None, mono: bool = False) -> tuple[np.ndarray, float]:
+    """Decode a song (or only its ``edge`` "head"/"tail" of ``seconds``) at ``sr``; returns
+    the audio and its offset in seconds within the song."""
+    path = Path(os.path.expanduser(path))
+    offset, duration = 0.0, None
+    if edge is not None and seconds is not None:
+        info = audio_info(path)
+        total = info.frames / info.samplerate
+        if seconds < total:
+            duration = seconds
+            offset = total - seconds if edge == "tail" else 0.0
+    audio, _ = load_audio(path, sr=sr, mono=mono, offset=offset, duration=duration)
+    return audio, offset
+
+
+def prepare_pair(a_path, b_path, sr: int, *, edge_seconds: float | None = None,
+                 threshold: float = 0.15, threshold_db: float | None = None,
+                 max_trim: float | None = None, mono: bool = False) -> dict:
+    """Both songs decoded, A's trailing and B's leading silence trimmed (both edges when whole
+    songs are decoded), channels matched and B gained to A's integrated loudness."""
+    kw = {"threshold": threshold, "threshold_db": threshold_db, "max_seconds": max_trim}
+    a, a_off = load_song(a_path, sr, edge="tail", seconds=edge_seconds, mono=mono)
+    b, _ = load_song(b_path, sr, edge="head", seconds=edge_seconds, mono=mono)
+    a, trim_a = cr.trim_silence(a, sr, leading=a_off == 0, what=str(a_path), **kw)
+    b, trim_b = cr.trim_silence(b, sr, trailing=edge_seconds is None, what=str(b_path), **kw)
+    a, b = cr.match_channels(a, b)
+    n = int(LOUDNESS_SECONDS * sr)     # the loudness that matters is the one near the fade
+    loud = cr.loudness_match_gain_db(a[:, -n:], b[:, :n], sr)
+    b = (b * np.float32(db_to_gain(loud["gain_db"]))).astype(np.float32)
+    return {"a": a, "b": b, "sr": sr, "trims": {"a": trim_a, "b": trim_b}, "loudness": loud,
+            "a_offset_s": a_off}
+
+
+def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_power",
+                    seconds: float = 4.0, context: float | None = 5.0, beat_sync: bool = False,
+                    beats: int = 16, seed: int = 0, threshold: float = 0.15,
+                    threshold_db: float | None = None, max_trim: float | None = None) -> dict:
+    """Render a simple or beat-synchronous crossfade; the result of
+    :func:`crossfade_render.place` plus ``sidecar`` (everything a listener may ask about)."""
+    if style not in cr.RAMPS:
+        raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")
+    if beat_sync:
+        edge = None if context is None else EDGE_SECONDS + context + 30.0
+    else:
+        edge = None if context is None else seconds + context + 30.0
+    pair = prepare_pair(a_path, b_path, sr, edge_seconds=edge, threshold=threshold,
+                        threshold_db=threshold_db, max_trim=max_trim)
+    a, b = pair["a"], pair["b"]
+    plan = None
+    if beat_sync:
+        plan = plan_pair(a, b, sr, beats=beats)
+        out = cr.render_beat_sync(a, b, sr, plan, style=style, context=context, seed=seed)
+    else:
+        out = cr.render_simple(a, b, sr, style=style, seconds=seconds, context=context,
+                               seed=seed)
+    a_song0 = pair["a_offset_s"] + pair["trims"]["a"]["start_cut_s"]
+    out["sr"] = sr
+    out["sidecar"] = {"first_song": str(a_path), "second_song": str(b_path), "sr": sr,
+                      "channels": int(out["audio"].shape[0]),
+                      "duration_s": out["audio"].shape[1] / sr,
+                      "context_s": context if context is not None else "full",
+                      "trims": pair["trims"], "loudness": pair["loudness"],
+                      "output_start_in_first_song_s": a_song0 + out["timeline_start"] / sr,
+                      **out["report"], "plan": plan}
+    return out
+
+
+def write_output(path: str | os.PathLike, out: dict, extra: dict | None = None) -> Path:
+    """The audio (float WAV/FLAC/MP3 by extension) and its JSON sidecar ``<path>.json``."""
+    path = Path(os.path.expanduser(path))
+    fmt = "float" if path.suffix.lower() == ".wav" else "pcm16"
+    save_audio(path, out["audio"], out["sr"], sample_format=fmt)
+    atomic_write_json(path.with_suffix(".json"), {**out["sidecar"], **(extra or {})})
+    return path

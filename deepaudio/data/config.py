@@ -1,0 +1,106 @@
+"""A processed dataset's settings (one validated JSON config per HDF5 file) and the
+catalog of tracks it is drawn from."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+
+from deepaudio.core.config import ConfigError
+
+
+@dataclasses.dataclass
+class DatasetConfig:
+    """One processed dataset. Keys follow the reference's JSON schema where it had one."""
+    name: str
+    mode: tp.Literal["mfcc", "spectrum", "frames"] = "mfcc"
+    fma_audio_dir: str = "datasets/fma/fma_small"   # or any folder of songs
+    fma_meta_dir: str | None = "datasets/fma/fma_metadata"  # null: plain folder, no labels
+    fma_type: tp.Literal["small", "medium", "large"] = "small"
+    datasets_dir: str = "datasets/processed"
+    num_tracks: int | None = None          # null: every selected track
+    seed: int = 0                          # shuffle + segment sampling; recorded in the file
+    stratify: bool = True                  # every partition gets the genres in proportion
+    sr: int = 44100
+    do_re_sample: bool = True              # false: skip tracks at another rate (reference)
+    cv_split: float = 0.1
+    test_split: float = 0.1
+    num_train_partitions: int = 2
+    scaler: tp.Literal["standard", "minmax", "none"] = "standard"
+    scaler_axis: tp.Literal["feature", "global", "position"] = "feature"
+    segments_per_track: int | None = None  # null: all segments, in order
+    # mfcc: 64 MFCCs of 128 mel bands, 10 ms hop, 25 ms window, 96 frames = 0.96 s segments
+    num_mfcc: int = 64
+    n_mels: int = 128
+    mfcc_hops: int = 441
+    n_fft: int = 1102
+    frames_per_segment: int = 96
+    segment_hop: int | None = None         # MFCC frames between segment starts; null = no overlap
+    # spectrum: 0.5 s Hann windows at 22050 Hz, log-magnitude rfft (5513 bins)
+    window_size: int = 11025
+    hop_length: int = 11025
+    # frames: raw samples per segment (the WaveNet autoencoder's (B, T) input at 16 kHz)
+    segment_samples: int = 16000
+
+    def validate(self) -> None:
+        positive = ("sr", "num_train_partitions", "num_mfcc", "n_mels", "mfcc_hops", "n_fft",
+                    "frames_per_segment", "window_size", "hop_length", "segment_samples")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"key {key!r} must be positive, got {getattr(self, key)}")
+        for key in ("num_tracks", "segments_per_track", "segment_hop"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError(f"key {key!r} must be positive or null")
+        for key in ("cv_split", "test_split"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"key {key!r} must be in [0, 1), got {getattr(self, key)}")
+        if self.cv_split + self.test_split >= 1:
+            raise ConfigError("cv_split + test_split must leave tracks for training")
+        if self.num_mfcc > self.n_mels:
+            raise ConfigError(f"key 'num_mfcc' ({self.num_mfcc}) cannot exceed n_mels")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ConfigError(f"key 'name' must be a plain file name, got {self.name!r}")
+
+    @property
+    def h5_path(self) -> Path:
+        return Path(self.datasets_dir) / f"{self.name}.h5"
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.datasets_dir) / f".{self.name}.work"
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.datasets_dir) / f"{self.name}.report.json"
+
+    def shard_path(self, index: int, count: int) -> Path:
+        return Path(self.datasets_dir) / f"{self.name}.shard-{index}-of-{count}.h5"
+
+
+def segment_seconds(cfg: DatasetConfig) -> tuple[float, float]:
+    """(length of audio one segment covers, stride between segment starts), in seconds."""
+    if cfg.mode == "mfcc":
+        frame = cfg.mfcc_hops / cfg.sr
+        return frame * cfg.frames_per_segment, frame * (cfg.segment_hop or cfg.frames_per_segment)
+    if cfg.mode == "spectrum":
+        return cfg.window_size / cfg.sr, cfg.hop_length / cfg.sr
+    return cfg.segment_samples / cfg.sr, cfg.segment_samples / cfg.sr
+
+NO_LABEL = -1
+
+
+@dataclasses.dataclass
+class Catalog:
+    """The tracks a dataset is drawn from, before any audio is read."""
+    ids: np.ndarray            # int64 track ids (FMA ids, or 0..n-1 for a plain folder)
+    paths: list[str]
+    labels: np.ndarray         # int32 genre index, NO_LABEL when unknown
+    genres: list[str]          # label index -> genre name
+    skipped: list[dict]        # tracks excluded by metadata, with reasons
+
+
+def is_train(part: str) -> bool:
+    return part.startswith("partition_train_")

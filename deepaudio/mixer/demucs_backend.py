@@ -1,0 +1,260 @@
+"""A stem folder holds ``{drums,bass,other,vocals}.flac`` (24-bit) and ``stems.json``
+(``sources``, ``sample_rate``, ``frames``, ``backend``, ``model``, ``scale``...). Stems are
+summable: at unity gain they add up to the (resampled, stereo) input. When a stem would clip
+in 24-bit FLAC, *all* stems are scaled by the same ``scale`` (< 1, recorded in the manifest and
+undone by :func:`load_stems`), so the sum stays the mix; per-stem rescaling (Demucs'
+``--clip-mode rescale``) would break that.
+
+Demucs (the ``demucs`` 4.1 package) as a separation backend, with memory bounded on long songs.
+
+Memory is bounded on long songs. ``demucs.api.Separator.separate_tensor`` holds the track,
+the normalised copy, the shifted copy and 4 stems (plus temporaries) in memory at once, which
+is how Demucs reaches ~7 GiB for an hour of audio. Here the model is loaded through
+``Separator`` (the real loading code: Hugging Face cache, torch hub cache, or a local repo
+folder), but the chunk loop of ``demucs.apply.apply_model`` runs here, chunk by chunk on the
+same grid with the same triangular blending and the same shift trick, and every finished
+stretch of output is appended to the stem files at once. The result equals ``apply_model`` on
+the whole track (checked in the tests); memory is the input plus a few chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+
+from deepaudio.core.audio import decode_in_blocks, to_channels
+from deepaudio.mixer.stems import ProgressFn, SeparationError, UnknownModelError
+
+_DEMUCS_CACHE: dict[tuple, tp.Any] = {}
+
+
+def _remote_files(model: str) -> tuple[list[str], dict[str, str]]:
+    """The signatures of a named Demucs model and the download URL of each weights file,
+    from the tables shipped inside the demucs package."""
+    import yaml
+    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+    urls = _parse_remote_files(REMOTE_ROOT / "files.txt")
+    bag = REMOTE_ROOT / f"{model}.yaml"
+    sigs = yaml.safe_load(bag.read_text())["models"] if bag.is_file() else [model]
+    return sigs, {s: urls[s] for s in sigs if s in urls}
+
+
+def _repo_has(repo: Path, model: str) -> tuple[bool, list[str]]:
+    import yaml
+    weights = {p.stem.rsplit("-", 1)[0] if "-" in p.stem else p.stem
+               for p in repo.glob("*.th")}
+    bag = repo / f"{model}.yaml"
+    if bag.is_file():
+        try:
+            sigs = yaml.safe_load(bag.read_text())["models"]
+        except Exception:
+            return False, [f"{bag.name} (unreadable: expected 'models: [...]')"]
+        missing = [s for s in sigs if s not in weights]
+        return not missing, [f"{s}-*.th" for s in missing]
+    return model in weights, [f"{model}.yaml"]
+
+
+def check_demucs_weights(model: str = "htdemucs", repo: str | os.PathLike | None = None
+                         ) -> None:
+    """Raise SeparationError, saying which files to put where, when the weights of ``model``
+    are not on this machine (a local ``repo`` folder, the Hugging Face cache or the torch hub
+    cache). Checking first avoids a download attempt that can only fail offline."""
+    sigs, urls = _remote_files(model)
+    files = [u.rsplit("/", 1)[1] for u in urls.values()]
+    how = (f"Put {model}.yaml (containing: models: {sigs}) and "
+           + ", ".join(f"{f} (from {u})" for f, u in zip(files, urls.values()))
+           + " in one folder and pass it with --demucs-repo; or copy "
+           + ", ".join(files) + " into " + str(Path(_torch_hub_dir()) / "checkpoints")
+           + "; or use the offline 'dsp' backend.") if urls else (
+           "Pass the folder holding its .th file (and .yaml for a bag) with --demucs-repo, "
+           "or use the offline 'dsp' backend.")
+    if repo is not None:
+        repo = Path(repo)
+        if not repo.is_dir():
+            raise SeparationError(f"Demucs repo folder {repo} not found. {how}")
+        ok, missing = _repo_has(repo, model)
+        if not ok:
+            raise SeparationError(f"Demucs model {model!r} is not in {repo} (missing "
+                                  f"{', '.join(missing)}). {how}")
+        return
+    if _hf_cached(model, sigs) or (urls and all(
+            (Path(_torch_hub_dir()) / "checkpoints" / f).is_file() for f in files)):
+        return
+    if not urls:
+        raise UnknownModelError(f"unknown Demucs model {model!r}: it is not a model or "
+                                f"signature demucs knows. {how}")
+    raise SeparationError(f"Demucs weights for {model!r} are not on this machine and cannot "
+                          f"be downloaded offline. {how}")
+
+
+def _torch_hub_dir() -> str:
+    import torch
+    return torch.hub.get_dir()
+
+
+def _hf_cached(model: str, sigs: list[str]) -> bool:
+    try:
+        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(model)}"
+    names = [f"{model}.yaml"] + [f"{s}.safetensors" for s in sigs]
+    return all(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
+
+
+def load_demucs(model: str = "htdemucs", repo: str | os.PathLike | None = None,
+                device: str = "cpu"):
+    """A ``demucs.api.Separator`` for ``model`` (kept per process: weights load once)."""
+    key = (model, str(Path(repo).resolve()) if repo else None, device)
+    if key in _DEMUCS_CACHE:
+        return _DEMUCS_CACHE[key]
+    check_demucs_weights(model, repo)
+    from demucs.api import Separator
+    try:
+        separator = Separator(model=model, repo=Path(repo) if repo else None, device=device,
+                              progress=False)
+    except SystemExit as e:     # demucs' fatal() exits on a bad repo folder
+        raise SeparationError(f"cannot load Demucs model {model!r}: {e}") from None
+    except Exception as e:      # ModelLoadingError (checksum), corrupt pickles, bad yaml
+        raise SeparationError(f"cannot load Demucs model {model!r}"
+                              f"{f' from {repo}' if repo else ''}: {e}") from None
+    separator.lock = threading.Lock()   # one run per model at a time: bounded memory
+    if len(_DEMUCS_CACHE) >= 2:
+        _DEMUCS_CACHE.pop(next(iter(_DEMUCS_CACHE)))
+    _DEMUCS_CACHE[key] = separator
+    return separator
+
+
+def _model_segment(model) -> float:
+    from demucs.apply import BagOfModels
+    if isinstance(model, BagOfModels):
+        return min(m.segment for m in model.models)
+    return model.segment
+
+
+class _PassAccumulator:
+    """Triangle-weighted overlap-add of one shift pass, over a sliding window of positions."""
+
+    def __init__(self, n_sources: int, channels: int):
+        self.base = 0
+        self.acc = np.zeros((n_sources, channels, 0), np.float32)
+        self.wsum = np.zeros(0, np.float32)
+
+    def add(self, pos: int, out: np.ndarray, w: np.ndarray) -> None:
+        end = pos + out.shape[-1]
+        if end - self.base > self.wsum.shape[0]:
+            grow = end - self.base - self.wsum.shape[0]
+            self.acc = np.concatenate([self.acc, np.zeros(self.acc.shape[:2] + (grow,),
+                                                          np.float32)], axis=-1)
+            self.wsum = np.concatenate([self.wsum, np.zeros(grow, np.float32)])
+        self.acc[..., pos - self.base:end - self.base] += w * out
+        self.wsum[pos - self.base:end - self.base] += w
+
+    def take(self, start: int, end: int) -> np.ndarray:
+        """The finished output on [start, end) (positions), then forget everything before end."""
+        a, b = start - self.base, end - self.base
+        out = self.acc[..., a:b] / self.wsum[a:b]
+        self.acc, self.wsum = self.acc[..., b:].copy(), self.wsum[b:].copy()
+        self.base = end
+        return out
+
+
+def demucs_stream(model, mix, *, shifts: int = 1, overlap: float = 0.25,
+                  segment: float | None = None, device: str = "cpu",
+                  on_output: tp.Callable[[np.ndarray], None],
+                  on_progress: tp.Callable[[float], None] | None = None) -> None:
+    """Run ``model`` over ``mix`` (1, C, L) exactly as ``apply_model(model, mix, shifts,
+    split=True, overlap, segment)`` would, but emit the output as soon as it is final:
+    ``on_output`` receives consecutive (sources, C, n) float32 blocks covering [0, L).
+
+    The chunk grid, the triangular weights and the shift offsets (``random.randint(0,
+    max_shift)`` per pass, in order) are apply_model's, so with the same ``random`` state the
+    result is the same. Passes are interleaved in time order, so only a few chunks are held.
+    Progress comes from Demucs' own per-chunk callback.
+    """
+    import torch
+    from demucs.apply import TensorChunk, apply_model
+
+    sr = model.samplerate
+    length = mix.shape[-1]
+    seg = segment if segment is not None else _model_segment(model)
+    seg_len = int(sr * seg)
+    stride = int((1 - overlap) * seg_len)
+    weight = torch.cat([torch.arange(1, seg_len // 2 + 1),
+                        torch.arange(seg_len - seg_len // 2, 0, -1)]).float()
+    weight = (weight / weight.max()).numpy()
+    if shifts:
+        max_shift = int(0.5 * sr)
+        padded = TensorChunk(mix).padded(length + 2 * max_shift)
+        offsets = [random.randint(0, max_shift) for _ in range(shifts)]
+        tracks = [TensorChunk(padded, o, length + max_shift - o) for o in offsets]
+    else:
+        max_shift, offsets, tracks = 0, [0], [TensorChunk(mix)]
+    # every chunk of every pass, in order of its start in padded coordinates
+    chunks = sorted(((o + off, i, off) for i, (o, t) in enumerate(zip(offsets, tracks))
+                     for off in range(0, t.length, stride)))
+    passes = [_PassAccumulator(len(model.sources), mix.shape[1]) for _ in tracks]
+    for p, o in zip(passes, offsets):
+        p.base = o
+    next_start = [o for o in offsets]           # per pass: first position not yet final
+    pending = {i: [c for c in chunks if c[1] == i] for i in range(len(tracks))}
+    flushed = max_shift                         # padded coordinate of original sample 0
+    state = {"done": 0}
+
+    def callback(d: dict) -> None:
+        if on_progress is not None and d["state"] == "end":
+            within = (d["model_idx_in_bag"] + 1) / d["models"]
+            on_progress((state["done"] + within) / len(chunks))
+
+    for start, i, off in chunks:
+        chunk = TensorChunk(tracks[i], off, seg_len)
+        out = apply_model(model, chunk, shifts=0, split=False, overlap=overlap,
+                          device=device, segment=segment, callback=callback)
+        out = out[0].to("cpu").numpy()
+        passes[i].add(start, out, weight[:out.shape[-1]])
+        state["done"] += 1
+        pending[i].pop(0)
+        next_start[i] = pending[i][0][0] if pending[i] else offsets[i] + tracks[i].length
+        final = min(min(next_start), max_shift + length)
+        if final > flushed:
+            block = sum(p.take(flushed, final) for p in passes) / len(passes)
+            # passes whose windows start later than `flushed` cannot have data there:
+            on_output(block.astype(np.float32, copy=False))
+            flushed = final
+
+
+def demucs_separate(song: Path, writer_factory, *, model: str, repo, device: str,
+                     shifts: int, overlap: float, segment: float | None,
+                     progress: ProgressFn) -> dict:
+    import torch
+    progress(0.0, "loading model")
+    separator = load_demucs(model, repo, device)
+    m = separator.model
+    audio = decode_in_blocks(song, m.samplerate, progress, share=0.02)
+    audio = audio[:2] if audio.shape[0] > 2 else to_channels(audio, m.audio_channels)
+    wav = torch.from_numpy(audio)
+    ref = wav.mean(0)
+    mean, std = ref.mean(), ref.std() + 1e-8       # as Separator.separate_tensor
+    wav -= mean
+    wav /= std
+    del ref, audio
+    writer = writer_factory(m.samplerate, list(m.sources))
+    t0 = time.time()
+    try:
+        with separator.lock:
+            demucs_stream(m, wav[None], shifts=shifts, overlap=overlap, segment=segment,
+                          device=device,
+                          on_output=lambda b: writer.write(b * std.item() + mean.item()),
+                          on_progress=lambda f: progress(0.02 + 0.93 * f, "separating"))
+    except BaseException:
+        writer.abort()
+        raise
+    return {"writer": writer, "separation_seconds": time.time() - t0,
+            "shifts": shifts, "overlap": overlap}

@@ -1,0 +1,53 @@
+"""The one optimisation loop, shared by the FMA models and the WaveNet autoencoder, and the
+torchrun helpers.
+
+:func:`run_steps` is the inner loop (loss, backward, optional gradient clipping, step) over
+whatever batches a trainer yields; the trainers decide what a batch is, when to evaluate, and
+when to write a checkpoint (:mod:`deepaudio.networks.checkpoint`) and the metrics
+(:mod:`deepaudio.training.metrics`).
+"""
+
+from __future__ import annotations
+
+import os
+import typing as tp
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def setup_distributed(device: str) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+
+
+def run_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              batches: tp.Iterable[tuple[torch.Tensor, ...]],
+              loss_fn: tp.Callable[..., torch.Tensor], *, grad_clip: float | None = None,
+              on_step: tp.Callable[[float], None] | None = None) -> tuple[list[float], int]:
+    """One optimiser step per batch: ``loss_fn(*batch)``, backward, clip the global gradient
+    norm to ``grad_clip`` (None: no clipping), step. ``on_step(loss)`` runs after each step
+    (a trainer's per-step bookkeeping: history, checkpoints). Returns the losses and the
+    number of examples seen (the first dimension of each batch's first tensor).
+    """
+    losses: list[float] = []
+    seen = 0
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(*batch)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        value = loss.item()
+        losses.append(value)
+        seen += len(batch[0])
+        if on_step is not None:
+            on_step(value)
+    return losses, seen

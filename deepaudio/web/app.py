@@ -1,0 +1,163 @@
+"""The playground server's app factory: settings, the database, the job queue, the caches,
+the error handlers and the security headers, and one blueprint per page.
+
+    /api            tracks.py (library, uploads, audio), visualizer.py (runs, features, genres)
+    /api/mixer      mixer.py (separation jobs, stems, mix export, suggestions, saved mixes)
+    /api/crossfade  crossfade.py (transitions between two tracks)
+    /               pages.py (demo/: the three pages and their files)
+
+Every route is documented in ``docs/openapi.json`` (served at ``/api/openapi.json``). Fixes
+from the deep-audioviz-experiments server: uploads are size-limited, content-sniffed and stored
+under their hash (no name collisions, no path from the client), CORS is same-origin unless
+origins are configured, and the secret key is generated per install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import typing as tp
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from deepaudio.core.config import ConfigError, load_config
+from deepaudio.core.errors import ToolkitError
+from deepaudio.core.files import atomic_write_bytes
+from deepaudio.web import crossfade, jobs, mixer, pages, tracks, visualizer
+from deepaudio.web.catalog import index_fma
+from deepaudio.web.db import close_db, init_db
+from deepaudio.web.http import ApiError
+from deepaudio.web.runs import list_runs, run_dir
+from deepaudio.web.visualizer import TimelineCache
+
+REPO = Path(__file__).resolve().parents[2]      # demo/ and docs/ of the checkout
+log = logging.getLogger("playground")
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    """Everything the server can be told; ``create_app({...})`` or CLI flags."""
+    data_dir: str = "data"                   # SQLite database, uploads, caches, secret key
+    fma_dir: str | None = "datasets/fma"     # FMA layout (fma_metadata + fma_small); null: none
+    fma_subset: str = "small"
+    models_dir: str = "models/runs"          # searched recursively for trained runs
+    demo_dir: str = str(REPO / "demo")
+    max_upload_mb: float = 200.0
+    crossfade_cache_mb: float = 1024.0       # rendered transitions kept (least recently used go)
+    cors_origins: list[str] = dataclasses.field(default_factory=list)
+    classifier_run: str | None = None        # run id for genre probabilities; default: first
+    timeline_memory_items: int = 256
+    mixer_backend: tp.Literal["dsp", "demucs"] = "dsp"
+    demucs_model: str = "htdemucs"
+    demucs_repo: str | None = None
+    redis_url: str | None = None
+    testing: bool = False
+
+    def validate(self):
+        if not 0 < self.max_upload_mb <= 4096:
+            raise ConfigError(f"key 'max_upload_mb' must be in (0, 4096], got {self.max_upload_mb}")
+        if not self.crossfade_cache_mb > 0:
+            raise ConfigError("key 'crossfade_cache_mb' must be > 0, "
+                              f"got {self.crossfade_cache_mb}")
+        if self.timeline_memory_items < 0:
+            raise ConfigError("key 'timeline_memory_items' must be >= 0")
+
+
+def create_app(config: dict | ServerConfig | None = None) -> Flask:
+    cfg = config if isinstance(config, ServerConfig) else load_config(ServerConfig, config or {},
+                                                                      where="server config")
+    data = Path(cfg.data_dir).expanduser().resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        SECRET_KEY=_secret_key(data), TESTING=cfg.testing,
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=3600 * 24 * 365,
+        MAX_CONTENT_LENGTH=int(cfg.max_upload_mb * 2**20) + (1 << 20),  # + multipart overhead
+        SERVER_CONFIG=cfg, DATA_DIR=str(data), DB_PATH=str(data / "playground.sqlite"),
+        MAX_UPLOAD_BYTES=int(cfg.max_upload_mb * 2**20), MIXER_BACKEND=cfg.mixer_backend,
+        DEMUCS_MODEL=cfg.demucs_model, DEMUCS_REPO=cfg.demucs_repo, REDIS_URL=cfg.redis_url,
+        MODELS_DIR=str(Path(cfg.models_dir).expanduser().resolve()),
+        CROSSFADE_CACHE_BYTES=int(cfg.crossfade_cache_mb * 2**20),
+        OPENAPI_PATH=str(REPO / "docs" / "openapi.json"),
+    )
+    init_db(app.config["DB_PATH"])
+    if cfg.fma_dir:
+        n = index_fma(app.config["DB_PATH"], Path(cfg.fma_dir).expanduser(), cfg.fma_subset)
+        log.info("indexed %d FMA tracks from %s", n, cfg.fma_dir)
+    app.extensions["timelines"] = TimelineCache(cfg.timeline_memory_items)
+    runs = list_runs(app.config["MODELS_DIR"])
+    app.config["CLASSIFIER_RUN"] = (
+        str(run_dir(app, cfg.classifier_run)) if cfg.classifier_run else
+        next((str(r["path"]) for r in runs if r["kind"] == "classifier"), None))
+    app.teardown_appcontext(close_db)
+    _register_errors(app)
+    _register_cors(app, set(cfg.cors_origins))
+    jobs.init_app(app)
+    crossfade.init_app(app)
+    app.register_blueprint(tracks.bp, url_prefix="/api")
+    app.register_blueprint(visualizer.bp, url_prefix="/api")
+    app.register_blueprint(mixer.bp, url_prefix="/api/mixer")
+    app.register_blueprint(crossfade.bp, url_prefix="/api/crossfade")
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def _secret_key(data: Path) -> bytes:
+    """A random key generated on first start and kept in the data folder (mode 600)."""
+    path = data / "secret_key"
+    if not path.is_file():
+        atomic_write_bytes(path, secrets.token_bytes(32))
+        os.chmod(path, 0o600)
+    return path.read_bytes()
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return jsonify(error=e.message), e.status
+
+    @app.errorhandler(ToolkitError)
+    def toolkit_error(e: ToolkitError):   # bad option values, undecodable audio, ...
+        return jsonify(error=str(e)), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        if e.code == 413:
+            limit = app.config["MAX_UPLOAD_BYTES"] / 2**20
+            return jsonify(error=f"request too large: the upload limit is {limit:.0f} MiB"), 413
+        if request.path.startswith("/api/"):
+            return jsonify(error=e.description or e.name), e.code
+        return e
+
+    @app.errorhandler(Exception)
+    def internal_error(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="internal server error (see the server log)"), 500
+
+
+def _register_cors(app: Flask, origins: set[str]) -> None:
+    """Same-origin by default. Configured origins get CORS headers; any other cross-origin
+    request that changes state is refused (the session cookie must not be usable by other
+    sites)."""
+    @app.before_request
+    def refuse_foreign_writes():
+        origin = request.headers.get("Origin")
+        if (origin and request.method not in ("GET", "HEAD", "OPTIONS")
+                and origin not in origins and origin != request.host_url.rstrip("/")):
+            return jsonify(error=f"cross-origin request from {origin} refused"), 403
+        return None
+
+    @app.after_request
+    def headers(resp: Response):
+        origin = request.headers.get("Origin")
+        if origin and origin in origins:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Access-Control-Allow-Credentials"] = "true"
+            resp.headers["Vary"] = "Origin"
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp

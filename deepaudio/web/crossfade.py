@@ -1,0 +1,377 @@
+"""The crossfade page's HTTP side: render a transition between two tracks and serve it.
+
+``/api/crossfade`` (JSON in and out, errors as ``{"error": ...}`` with a 4xx status):
+
+    GET  /api/crossfade/styles      simple and neural styles, beat counts, defaults, WaveNet
+                                    runs
+    POST /api/crossfade             CrossfadeRequest -> {id, audio_url, duration, sidecar
+                                    (with the gain ``curves``), measures, cached}
+    GET  /api/crossfade/<id>        the same JSON for a rendered transition
+    GET  /api/crossfade/<id>/audio  the OGG (or FLAC) file, with HTTP Range support
+
+A transition is rendered once: its id is the SHA-256 of the normalised request (the track ids
+are content hashes, so the same request means the same audio), the files live under
+``<data>/crossfades/<id>/`` and are written atomically, audio first and the JSON sidecar last
+(a sidecar on disk means a finished render), and a per-id lock makes concurrent identical
+requests wait for the one render instead of repeating it. Renders are a cache: past
+``crossfade_cache_mb`` (server config) the least recently used ones are deleted after a new
+render, never one in progress.
+
+The gain curves come from the render itself (the per-sample gains of
+:func:`deepaudio.crossfade.render.place`, averaged into ``CURVE_POINTS`` bins over the output),
+so what the page draws is the ramp the server applied; for ``random_linear`` the bin means are
+the expected gains. Roughness, dissonance and the loudness dip are computed with the render
+when the overlap is at most ``MEASURE_MAX_SECONDS`` long (about 0.1 s per second of overlap on
+one core); longer ones only with ``"measures": true``, which re-renders a cached transition to
+measure it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+from flask import Blueprint, Flask, current_app, jsonify, send_file
+
+from deepaudio.core.config import ConfigError, load_config
+from deepaudio.core.errors import ToolkitError
+from deepaudio.crossfade import render as cr
+from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
+from deepaudio.crossfade.neural import crossfade_neural
+from deepaudio.crossfade.songs import crossfade_songs, write_output
+from deepaudio.web.catalog import track_path
+from deepaudio.web.http import ApiError, data_dir, json_body
+from deepaudio.web.runs import wavenet_runs
+
+bp = Blueprint("crossfade", __name__)
+
+SIMPLE_STYLES = tuple(cr.RAMPS)
+NEURAL_STYLES = tuple(cr.NEURAL_RAMPS)
+BEATS = (8, 16, 32)
+MAX_SECONDS = 30.0          # overlap cap: a preview, not a mix
+MAX_CONTEXT = 30.0          # seconds of A before and of B after the overlap
+MAX_NEURAL_SECONDS = 4.0    # WaveNet decoding is sample by sample: ~seconds per second on a CPU
+MEASURE_MAX_SECONDS = 8.0   # overlaps up to this long are measured with the render
+CURVE_POINTS = 600          # gain-curve bins returned for the whole output
+OUTPUT_SR = 44100
+CACHE_VERSION = 1           # bump when the rendering changes, so old renders are not served
+ID = re.compile(r"^[0-9a-f]{64}$")
+MIME = {".ogg": "audio/ogg", ".flac": "audio/flac"}
+
+
+@dataclasses.dataclass
+class CrossfadeRequest:
+    """What the page sends; validated like every config in the repo (keys are named)."""
+    track_a: str                              # track ids (GET /api/tracks); may be equal
+    track_b: str
+    style: str = "equal_power"                # a simple style, or a neural one with ``run``
+    seconds: float = 4.0                      # overlap; ignored by beat_sync (the plan decides)
+    beat_sync: bool = False                   # stretch B to A's tempo, align the downbeats
+    beats: tp.Literal[8, 16, 32] = 16         # overlap length in A's beats (beat_sync)
+    context: float = 5.0                      # seconds of A before / of B after the overlap
+    seed: int = 0                             # random_linear's per-sample switch
+    format: tp.Literal["ogg", "flac"] = "ogg"  # OGG is ~10x smaller; FLAC is lossless
+    run: str | None = None                    # a WaveNet run (GET /styles): the neural fade
+    measures: bool | None = None              # None: when the overlap is short; not in the id
+
+    def validate(self) -> None:
+        neural = self.run is not None
+        styles = NEURAL_STYLES if neural else SIMPLE_STYLES
+        if self.style not in styles:
+            raise ConfigError(f"key 'style' must be one of {', '.join(styles)}"
+                              f"{' (neural styles, with run)' if neural else ''}, "
+                              f"got {self.style!r}")
+        top = MAX_NEURAL_SECONDS if neural else MAX_SECONDS
+        if not self.beat_sync and not (np.isfinite(self.seconds) and 0 < self.seconds <= top):
+            raise ConfigError(f"key 'seconds' must be in (0, {top:g}]"
+                              f"{' for a neural fade' if neural else ''}, got {self.seconds:g}")
+        if not (np.isfinite(self.context) and 0 <= self.context <= MAX_CONTEXT):
+            raise ConfigError(f"key 'context' must be in [0, {MAX_CONTEXT:g}] seconds, "
+                              f"got {self.context:g}")
+        if neural and self.beat_sync:
+            raise ConfigError("key 'beat_sync' must be false for a neural fade (run is set)")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"key 'seed' must be in [0, 2**32), got {self.seed}")
+
+    def render_key(self) -> dict:
+        """The settings that change the audio: what the id is the hash of."""
+        key = dataclasses.asdict(self)
+        key.pop("measures")
+        if self.beat_sync:
+            key.pop("seconds")
+        else:
+            key.pop("beats")
+        if self.style != "random_linear" or self.run is not None:
+            key.pop("seed")
+        return key
+
+
+def crossfade_request(body: dict) -> CrossfadeRequest:
+    return load_config(CrossfadeRequest, body, where="crossfade request")
+
+
+def _bin_means(x: np.ndarray, points: int) -> list[float]:
+    """``x`` (N,) averaged into ``points`` equal bins (fewer when N is smaller)."""
+    edges = np.linspace(0, len(x), min(points, len(x)) + 1).astype(int)
+    sums = np.add.reduceat(np.asarray(x, np.float64), edges[:-1])
+    return [round(float(v), 4) for v in sums / np.diff(edges)]
+
+
+def _measures(out: dict, sr: int) -> dict:
+    i0, n = out["overlap_start"], out["overlap"]
+    res = {k: round(v, 4) for k, v in transition_measures(out["audio"][:, i0:i0 + n],
+                                                          sr).items()}
+    try:
+        res["loudness_dip_db"] = round(loudness_dip_db(out["audio"], out["part_a"],
+                                                       out["part_b"], sr, center=i0 + n // 2), 2)
+    except ValueError:          # shorter than one 400 ms loudness block
+        res["loudness_dip_db"] = None
+    return res
+
+
+def _neural_parts(out: dict) -> None:
+    """Unfaded A and B on the output timeline of a neural render, for the loudness dip."""
+    i0, t = out["overlap_start"], out["overlap"]
+    n = out["audio"].shape[1]
+    a, b = out["x1"], out["x2"]
+    part_a, part_b = np.zeros((1, n), np.float32), np.zeros((1, n), np.float32)
+    part_a[0, :i0] = out["audio"][0, :i0]
+    part_a[0, i0:i0 + t] = a
+    part_b[0, i0:i0 + t] = b
+    part_b[0, i0 + t:] = out["audio"][0, i0 + t:]
+    out["part_a"], out["part_b"] = part_a, part_b
+
+
+def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
+           run_dir: Path | None = None) -> dict:
+    """Render the transition; returns ``crossfade``'s output dict with ``sidecar`` replaced by
+    the page's JSON (no server paths in it) and ``measures`` (None when not measured)."""
+    if run_dir is None:
+        out = crossfade_songs(path_a, path_b, sr=OUTPUT_SR, style=req.style,
+                                 seconds=req.seconds, context=req.context,
+                                 beat_sync=req.beat_sync, beats=req.beats, seed=req.seed)
+        curves = {"g_out": _bin_means(out["g_out"], CURVE_POINTS),
+                  "g_in": _bin_means(out["g_in"], CURVE_POINTS), "applied_to": "audio"}
+    else:
+        out = crossfade_neural(path_a, path_b, run_dir, style=req.style,
+                                  seconds=req.seconds, context=req.context)
+        _neural_parts(out)
+        # the ramp fades the encodings, not the audio: drawn over the decoded part
+        g_out, g_in = cr.NEURAL_RAMPS[req.style](out["sidecar"]["frames"])
+        curves = {"g_out": [round(float(v), 4) for v in g_out],
+                  "g_in": [round(float(v), 4) for v in g_in], "applied_to": "encodings"}
+    sr = out["sr"]
+    s = out["sidecar"]
+    ov0 = out["overlap_start"] / sr
+    ov1 = ov0 + out["overlap"] / sr
+    plan = s.get("plan")
+    rate = float(s.get("stretch_rate", 1.0))
+    timeline = {"duration_s": out["audio"].shape[1] / sr, "overlap_start_s": ov0,
+                "overlap_end_s": ov1}
+    for k in ("a_downbeat_in_output_s", "b_downbeat_in_output_s", "beat_period_s"):
+        if k in s:
+            timeline[k.replace("_in_output", "")] = s[k]
+    out["sidecar"] = {
+        "track_a": req.track_a, "track_b": req.track_b, "mode": s["mode"],
+        "style": s["style"], "seconds": s["seconds"], "seed": s["seed"],
+        "sr": sr, "channels": int(out["audio"].shape[0]), "context_s": req.context,
+        "tempi": ({"a": plan["tempo_a"], "b": plan["tempo_b"]} if plan else None),
+        "stretch_rate": rate, "stretch_percent": round(100 * (rate - 1), 3),
+        "plan": plan, "trims": s["trims"], "loudness": s["loudness"], "timeline": timeline,
+        "output_start_in_first_song_s": s.get("output_start_in_first_song_s"),
+        "run": req.run, "curves": {"points": len(curves["g_in"]), **curves,
+                                   "span": "output" if run_dir is None else "overlap"},
+        "request": req.render_key(), "cache_version": CACHE_VERSION,
+    }
+    wanted = req.measures
+    if wanted is None:
+        wanted = out["overlap"] / sr <= MEASURE_MAX_SECONDS
+    out["measures"] = _measures(out, sr) if wanted else None
+    return out
+
+
+class KeyLocks:
+    """One lock per render id, so concurrent identical requests render once. A lock lives only
+    while someone holds or waits for it, so the table does not grow with every id ever seen."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._locks: dict[str, list] = {}          # id -> [lock, holders and waiters]
+
+    @contextlib.contextmanager
+    def hold(self, key: str, blocking: bool = True) -> tp.Iterator[bool]:
+        """Hold ``key``'s lock; with ``blocking=False`` yield False at once if it is taken."""
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        got = entry[0].acquire(blocking)
+        try:
+            yield got
+        finally:
+            if got:
+                entry[0].release()
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def prune_renders(root: Path, limit_bytes: int, locks: KeyLocks, *,
+                  keep: str | None = None) -> list[str]:
+    """Delete the least recently used renders under ``root`` until they fit in
+    ``limit_bytes``. Renders are a cache (the same request renders them again), so nothing a
+    user saved is lost; ``keep`` and renders in progress (their lock is held) are never
+    deleted. Returns the deleted ids."""
+    entries = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        try:
+            files = [f.stat() for f in folder.iterdir()]
+            used = (folder / "transition.json").stat().st_mtime   # touched on every use
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        entries.append((used, sum(st.st_size for st in files), folder))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, folder in sorted(entries, key=lambda e: e[0]):
+        if total <= limit_bytes:
+            break
+        if folder.name == keep:
+            continue
+        with locks.hold(folder.name, blocking=False) as free:
+            if free:
+                shutil.rmtree(folder, ignore_errors=True)
+                total -= size
+                deleted.append(folder.name)
+    return deleted
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["crossfade_locks"] = KeyLocks()
+    app.extensions["crossfade_renders"] = 0      # renders done (tests, logs)
+
+
+def _root() -> Path:
+    return data_dir() / "crossfades"
+
+
+def _touch(path: Path) -> None:
+    """Mark a render as used now: pruning deletes the least recently used first."""
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path)
+
+
+def _files(key: str) -> tuple[Path | None, Path]:
+    folder = _root() / key
+    sidecar = folder / "transition.json"
+    audio = next((p for p in (folder / "transition.ogg", folder / "transition.flac")
+                  if p.is_file()), None)
+    return audio, sidecar
+
+
+def _result(key: str, sidecar: dict, *, cached: bool) -> dict:
+    measures = sidecar.pop("measures", None)
+    return {"id": key, "audio_url": f"/api/crossfade/{key}/audio",
+            "duration": sidecar["timeline"]["duration_s"], "cached": cached,
+            "sidecar": sidecar, "measures": measures,
+            "measures_skipped": (None if measures is not None else
+                                 "not measured (overlaps longer than "
+                                 f"{MEASURE_MAX_SECONDS:g} s are measured on request): "
+                                 "send \"measures\": true")}
+
+
+def _run_dir(run_id: str) -> Path:
+    for r in wavenet_runs(current_app.config["MODELS_DIR"]):
+        if r["id"] == run_id:
+            return r["path"]
+    raise ApiError(404, f"unknown WaveNet run {run_id!r} (GET /api/crossfade/styles lists them)")
+
+
+def _known(key: str) -> tuple[Path, Path]:
+    if not ID.match(key or ""):
+        raise ApiError(404, f"unknown crossfade {key!r}")
+    audio_path, sidecar_path = _files(key)
+    if audio_path is None or not sidecar_path.is_file():
+        raise ApiError(404, f"unknown crossfade {key!r}")
+    return audio_path, sidecar_path
+
+
+@bp.get("/styles")
+def styles():
+    runs = wavenet_runs(current_app.config["MODELS_DIR"])
+    defaults = {k: v for k, v in dataclasses.asdict(
+        CrossfadeRequest(track_a="", track_b="")).items() if k not in ("track_a", "track_b")}
+    return jsonify(simple=list(SIMPLE_STYLES), neural=list(NEURAL_STYLES) if runs else [],
+                   beats=list(BEATS), defaults=defaults,
+                   limits={"seconds": MAX_SECONDS, "neural_seconds": MAX_NEURAL_SECONDS,
+                           "context": MAX_CONTEXT, "measure_seconds": MEASURE_MAX_SECONDS},
+                   runs=[{k: v for k, v in r.items() if k != "path"} for r in runs])
+
+
+@bp.post("")
+def create():
+    try:
+        req = crossfade_request(json_body())
+    except ConfigError as e:
+        raise ApiError(400, str(e)) from None
+    path_a, path_b = track_path(req.track_a), track_path(req.track_b)
+    rdir = _run_dir(req.run) if req.run is not None else None
+    ident = req.render_key()
+    if rdir is not None:            # retraining a run must not serve its old renders
+        st = (rdir / "last.pt").stat()
+        ident["weights"] = [st.st_size, st.st_mtime_ns]
+    ident["cache_version"] = CACHE_VERSION
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+    locks = current_app.extensions["crossfade_locks"]
+    with locks.hold(key):
+        audio_path, sidecar_path = _files(key)      # after the lock: another render's files
+        if sidecar_path.is_file() and audio_path is not None:
+            sidecar = json.loads(sidecar_path.read_text())
+            if not (req.measures and sidecar.get("measures") is None):
+                _touch(sidecar_path)
+                return jsonify(_result(key, sidecar, cached=True))
+        try:
+            out = render(req, path_a, path_b, run_dir=rdir)
+        except ToolkitError as e:       # no steady beat, a song too short, ...
+            raise ApiError(422, str(e)) from None
+        write_output(_root() / key / f"transition.{req.format}", out,
+                     {"measures": out["measures"]})
+        current_app.extensions["crossfade_renders"] += 1
+        sidecar = json.loads(sidecar_path.read_text())
+    prune_renders(_root(), current_app.config["CROSSFADE_CACHE_BYTES"], locks, keep=key)
+    return jsonify(_result(key, sidecar, cached=False))
+
+
+@bp.get("/<key>")
+def get(key: str):
+    _, sidecar_path = _known(key)
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+    except FileNotFoundError:       # pruned between the check and the read
+        raise ApiError(404, f"unknown crossfade {key!r}") from None
+    _touch(sidecar_path)
+    return jsonify(_result(key, sidecar, cached=True))
+
+
+@bp.get("/<key>/audio")
+def audio(key: str):
+    audio_path, sidecar_path = _known(key)
+    try:
+        response = send_file(audio_path, mimetype=MIME[audio_path.suffix], conditional=True,
+                             max_age=86400,
+                             download_name=f"crossfade-{key[:12]}{audio_path.suffix}")
+    except FileNotFoundError:
+        raise ApiError(404, f"unknown crossfade {key!r}") from None
+    _touch(sidecar_path)
+    return response

@@ -1,0 +1,45 @@
+"""The three pages and their static files from ``demo/`` (three.js from its npm package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, send_from_directory
+
+bp = Blueprint("pages", __name__)
+
+STATIC_SUFFIXES = {".html", ".js", ".css", ".json", ".svg", ".png", ".ico", ".map"}
+
+
+def _demo() -> Path:
+    return Path(current_app.config["SERVER_CONFIG"].demo_dir)
+
+
+@bp.get("/")
+def index():
+    return send_from_directory(_demo(), "index.html")
+
+
+@bp.get("/favicon.ico")
+def favicon():      # browsers ask for it on every page; no icon, and no 404 in the console
+    return Response(status=204)
+
+
+@bp.get("/vendor/three/<path:name>")
+def vendor_three(name: str):
+    three = _demo() / "node_modules" / "three"
+    if not three.is_dir():
+        return Response("three.js is not installed: run 'make playground' (npm ci in demo/)",
+                        404, mimetype="text/plain")
+    if not (name.startswith("build/") or name.startswith("examples/jsm/")):
+        return Response("not found", 404, mimetype="text/plain")
+    return send_from_directory(three, name, max_age=3600)
+
+
+@bp.get("/<path:name>")
+def static_file(name: str):
+    parts = Path(name).parts
+    if (not parts or parts[0] in ("node_modules", "dev") or name.startswith(".")
+            or Path(name).suffix not in STATIC_SUFFIXES):
+        return Response("not found", 404, mimetype="text/plain")
+    return send_from_directory(_demo(), name)

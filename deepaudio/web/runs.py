@@ -1,0 +1,77 @@
+"""Trained runs the server offers: FMA encoders and classifiers for the visualizer, WaveNet
+autoencoders for the neural crossfade. A run's id is its folder relative to the models
+folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from deepaudio.web.http import ApiError
+
+CLASSIFIER_MODELS = {"cnn_classifier"}
+
+
+def list_runs(models_dir: str | os.PathLike) -> list[dict]:
+    """Run folders under ``models_dir`` that have weights: id (relative path), kind, model."""
+    root = Path(models_dir)
+    out = []
+    if not root.is_dir():
+        return out
+    for cfg_path in sorted(root.rglob("config.json")):
+        run = cfg_path.parent
+        if not (run / "dataset.json").is_file() or not any(
+                (run / f).is_file() for f in ("best.pt", "last.pt")):
+            continue
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            mode = json.loads((run / "dataset.json").read_text()).get("mode")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if mode not in ("mfcc", "spectrum"):
+            continue
+        kind = "classifier" if cfg.get("model") in CLASSIFIER_MODELS else "autoencoder"
+        out.append({"id": run.relative_to(root).as_posix(), "path": run, "kind": kind,
+                    "model": cfg.get("model"), "name": cfg.get("name"), "mode": mode})
+    return out
+
+
+def run_dir(app: Flask, run_id: str) -> Path:
+    root = Path(app.config["MODELS_DIR"])
+    for r in list_runs(root):
+        if r["id"] == run_id:
+            return r["path"]
+    raise ApiError(404, f"unknown run {run_id!r} (GET /api/models lists them)")
+
+
+def default_run(app: Flask) -> str:
+    runs = list_runs(app.config["MODELS_DIR"])
+    if not runs:
+        raise ApiError(404, "no trained runs yet: 'make playground' trains the sample models")
+    auto = [r for r in runs if r["kind"] == "autoencoder"]
+    return (auto or runs)[0]["id"]
+
+
+def wavenet_runs(models_dir: str | Path) -> list[dict]:
+    """Run folders under ``models_dir`` that ``wavenet.load_wavenet`` can load: a
+    ``config.json`` with a ``model`` section and ``last.pt`` next to it."""
+    root = Path(models_dir)
+    runs = []
+    if not root.is_dir():
+        return runs
+    for cfg_path in sorted(root.rglob("config.json")):
+        run = cfg_path.parent
+        if not (run / "last.pt").is_file():
+            continue
+        try:
+            settings = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(settings, dict) or not isinstance(settings.get("model"), dict):
+            continue
+        runs.append({"id": run.relative_to(root).as_posix(), "path": run,
+                     "preset": settings.get("preset"), "sr": settings.get("sr")})
+    return runs

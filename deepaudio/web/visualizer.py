@@ -1,0 +1,191 @@
+"""``/api``: what the visualizer page asks for: trained runs, a track's feature timeline
+(learned features mapped to 10 parameters), and its genre probabilities.
+
+Models load once per process and timelines are computed once and cached (in memory and in
+SQLite); deep-audioviz-experiments reloaded the model and recomputed on every request.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import secrets
+import threading
+import time
+import typing as tp
+import zlib
+from pathlib import Path
+
+import numpy as np
+from flask import Blueprint, Flask, Response, current_app, jsonify
+
+from deepaudio.mapping.encode import genre_probabilities, get_run
+from deepaudio.mapping.mappings import METHODS, get_mapping
+from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
+from deepaudio.web.catalog import track_path, track_row
+from deepaudio.web.db import db
+from deepaudio.web.http import ApiError, arg, identify
+from deepaudio.web.runs import default_run, list_runs, run_dir
+
+bp = Blueprint("visualizer", __name__)
+bp.before_request(identify)
+
+
+class TimelineCache:
+    """Feature timelines keyed by every option that changes them.
+
+    A per-key lock makes concurrent requests for the same timeline compute it once; an LRU of
+    the decoded arrays and of finished JSON bodies keeps hot requests off SQLite and json."""
+
+    def __init__(self, items: int):
+        self.items = items
+        self.lock = threading.Lock()
+        self.key_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self.memory: collections.OrderedDict[str, tp.Any] = collections.OrderedDict()
+
+    def remember(self, key: str, value: tp.Any) -> None:
+        if not self.items:
+            return
+        with self.lock:
+            self.memory[key] = value
+            self.memory.move_to_end(key)
+            while len(self.memory) > self.items:
+                self.memory.popitem(last=False)
+
+    def recall(self, key: str) -> tp.Any:
+        with self.lock:
+            value = self.memory.get(key)
+            if value is not None:
+                self.memory.move_to_end(key)
+            return value
+
+    def lock_for(self, key: str) -> threading.Lock:
+        with self.lock:
+            return self.key_locks[key]
+
+
+def _timeline(app: Flask, track_id: str, run_id: str, opts: dict
+              ) -> tuple[np.ndarray, dict, bool]:
+    """(frames (T, D) float32 in feature order, meta, was_cached)."""
+    cache: TimelineCache = app.extensions["timelines"]
+    key = json.dumps({"track": track_id, "run": run_id, **opts}, sort_keys=True)
+    hit = cache.recall(key)
+    if hit is not None:
+        return hit[0], hit[1], True
+    with cache.lock_for(key):
+        hit = cache.recall(key)
+        if hit is not None:
+            return hit[0], hit[1], True
+        row = db().execute("SELECT meta, frames, shape FROM timelines WHERE key = ?",
+                           (key,)).fetchone()
+        if row is not None:
+            frames = np.frombuffer(zlib.decompress(row["frames"]), np.float32).reshape(
+                json.loads(row["shape"]))
+            meta = json.loads(row["meta"])
+            cache.remember(key, (frames, meta))
+            return frames, meta, True
+        folder = run_dir(app, run_id)
+        path = track_path(track_id)
+        tl = mapped_timeline(path, folder, method=opts["method"], layer=opts["layer"],
+                             scaling=opts["scaling"], per=opts["per"], fps=opts["fps"],
+                             smoothing=opts["smoothing"], blur=opts["blur"],
+                             assign="deterministic")
+        mapping = get_mapping(folder, opts["method"], layer=tl.meta["layer"],
+                              scaling=opts["scaling"], per=opts["per"])
+        frames = np.ascontiguousarray(tl.frames, np.float32)
+        meta = {"fps": tl.fps, "start": tl.start, "layer": tl.meta["layer"],
+                "duration": tl.meta["duration"], "names": tl.names,
+                "feature_variance": [round(float(v), 6) for v in mapping.feature_variance],
+                "explained_variance": mapping.explained_variance}
+        with db() as con:
+            con.execute("INSERT OR REPLACE INTO timelines (key, track_id, run, meta, frames, "
+                        "shape, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (key, track_id, run_id, json.dumps(meta),
+                         zlib.compress(frames.tobytes(), 6), json.dumps(list(frames.shape)),
+                         time.time()))
+        cache.remember(key, (frames, meta))
+        return frames, meta, False
+
+
+@bp.get("/models")
+def models():
+    out = []
+    for r in list_runs(current_app.config["MODELS_DIR"]):
+        run = get_run(r["path"])
+        mappings_dir = Path(r["path"]) / "mappings"
+        fitted = sorted(p.relative_to(mappings_dir).with_suffix("").as_posix()
+                        for p in mappings_dir.rglob("*.joblib"))
+        test = Path(r["path"]) / "test_metrics.json"
+        out.append({"id": r["id"], "name": r["name"], "kind": r["kind"], "model": r["model"],
+                    "mode": r["mode"], "layers": list(run.layers),
+                    "default_layer": run.model.default_layer,
+                    "genres": run.info.get("genres") if r["kind"] == "classifier" else None,
+                    "segment_seconds": run.segment_length(),
+                    "mappings": list(METHODS), "fitted_mappings": fitted,
+                    "test_metrics": json.loads(test.read_text()) if test.is_file() else None})
+    return jsonify(models=out, default=out[0]["id"] if out else None,
+                   classifier=next((m["id"] for m in out if m["kind"] == "classifier"), None))
+
+
+@bp.get("/tracks/<track_id>/features")
+def features(track_id: str):
+    track_row(track_id)
+    run_id = arg("run", str) or default_run(current_app)
+    run_dir(current_app, run_id)
+    opts = {"layer": arg("layer", str),
+            "method": arg("method", str, "pca", choices=METHODS),
+            "scaling": arg("scaling", str, "standard", choices=("standard", "minmax")),
+            "per": arg("per", str, "features", choices=("features", "across")),
+            "fps": arg("fps", float, 30.0, lo=1, hi=120),
+            "smoothing": arg("smoothing", float, 0.0, lo=0, hi=0.99),
+            "blur": arg("blur", int, None, lo=1, hi=3000)}
+    assign = arg("assign", str, "deterministic", choices=("deterministic", "random", "ranked"))
+    seed = arg("seed", int, None, lo=0, hi=2**31 - 1)
+    if opts["layer"] is not None:
+        run = get_run(run_dir(current_app, run_id))
+        if opts["layer"] not in run.layers:
+            raise ApiError(404, f"unknown layer {opts['layer']!r} for run {run_id!r}; "
+                                f"it has {', '.join(run.layers)}")
+    if assign == "random" and seed is None:
+        seed = secrets.randbelow(2**31)
+    cache: TimelineCache = current_app.extensions["timelines"]
+    body_key = json.dumps({"t": track_id, "r": run_id, "a": assign, "s": seed, **opts},
+                          sort_keys=True)
+    body = cache.recall("body:" + body_key)
+    hit = body is not None
+    if body is None:
+        frames, meta, hit = _timeline(current_app, track_id, run_id, opts)
+        perm, _ = assign_parameters(frames.shape[1], assign, seed=seed,
+                                    feature_variance=meta["feature_variance"])
+        body = json.dumps({
+            "track": track_id, "run": run_id, **opts, **meta,
+            "assignment": assign, "seed": seed, "permutation": perm.tolist(),
+            "frames": np.round(frames.astype(np.float64), 4).tolist()},
+            separators=(",", ":")).encode()
+        cache.remember("body:" + body_key, body)
+    resp = Response(body, mimetype="application/json")
+    resp.headers["X-Cache"] = "hit" if hit else "miss"
+    return resp
+
+
+@bp.get("/tracks/<track_id>/genres")
+def genres(track_id: str):
+    track_row(track_id)
+    run_id = arg("run", str)
+    if run_id is None:
+        cls = current_app.config.get("CLASSIFIER_RUN")
+        if not cls:
+            raise ApiError(404, "no classifier run: 'make playground' trains one")
+        run_id = Path(cls).relative_to(current_app.config["MODELS_DIR"]).as_posix()
+    folder = run_dir(current_app, run_id)
+    row = db().execute("SELECT probabilities FROM genre_cache WHERE track_id = ? AND run = ?",
+                       (track_id, run_id)).fetchone()
+    if row is not None:
+        probs = json.loads(row["probabilities"])
+    else:
+        probs = genre_probabilities(track_path(track_id), folder)
+        with db() as con:
+            con.execute("INSERT OR REPLACE INTO genre_cache VALUES (?, ?, ?, ?)",
+                        (track_id, run_id, json.dumps(probs), time.time()))
+    top = max(probs, key=probs.get)
+    return jsonify(track=track_id, run=run_id, probabilities=probs, top=top)

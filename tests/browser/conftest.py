@@ -1,0 +1,88 @@
+"""Fixtures every browser test needs: the real server (waitress) in a thread, Debian's Chromium
+driven by Playwright with the flags that make WebGL2 render headless, and pages that record
+console errors, page errors and (optionally) HTTP errors for the test to assert on."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+from waitress import create_server
+
+from deepaudio.web.jobs import shutdown
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-gpu-sandbox", "--autoplay-policy=no-user-gesture-required"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"   # screenshots
+
+
+@contextlib.contextmanager
+def _serve(app):
+    """``app`` served by waitress on a free local port; yields the base URL."""
+    srv = create_server(app, host="127.0.0.1", port=0, threads=8)
+    threading.Thread(target=srv.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}"
+    finally:
+        srv.close()
+        shutdown(app)
+
+
+@contextlib.contextmanager
+def _chromium():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def _recording_page(browser, *, http_errors: bool = True, **context_options):
+    """A new page whose ``errors`` list collects console errors, uncaught exceptions and,
+    with ``http_errors``, every response with a status of 400 or more."""
+    ctx = browser.new_context(**context_options)
+    page = ctx.new_page()
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(f"console.{m.type}: {m.text} ({m.location})")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    if http_errors:
+        page.on("response", lambda r: page.errors.append(
+            f"HTTP {r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
+    try:
+        yield page
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``with serve(app) as url``: the app served by waitress in a thread."""
+    return _serve
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, one per test module."""
+    with _chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def recording_page():
+    """``with recording_page(browser, http_errors=True, **context_options) as page``."""
+    return _recording_page
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where browser tests leave their screenshots (``test-artifacts/``)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

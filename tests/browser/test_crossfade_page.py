@@ -1,0 +1,160 @@
+"""The crossfade page in a real browser: Debian's Chromium driven by Playwright, against the
+real server (waitress) on the 6 s sample-set tracks.
+
+The page decodes the rendered transition with Web Audio and draws it on a canvas; the
+assertions read the page's state through ``window.__crossfade`` and the canvas pixels. A
+screenshot goes to ``test-artifacts/crossfade.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def server(sample_set, tmp_path_factory, make_app, serve):
+    app = make_app(tmp_path_factory.mktemp("data"), sample_set,
+                   tmp_path_factory.mktemp("no_models"))
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser, recording_page):
+    with recording_page(browser, viewport={"width": 1280, "height": 820}) as pg:
+        yield pg
+
+
+def snap(page) -> dict:
+    return page.evaluate("() => window.__crossfade.snapshot()")
+
+
+def wave_pixels(page) -> np.ndarray:
+    png = page.locator("#wave").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def test_pick_render_draw_and_play(page, server, artifacts):
+    page.goto(f"{server}/crossfade.html")
+    page.wait_for_selector("#track-list li")
+    page.wait_for_selector("#style option[value=equal_power]", state="attached")
+    assert page.is_disabled("#render") and page.is_disabled("#play")
+    # a row click fills A, the next one B; the B button of a row sets B directly
+    page.locator("#track-list li").nth(0).click()
+    page.locator("#track-list li").nth(3).locator(".xfade-pick-b").click()
+    s = snap(page)
+    ids = page.eval_on_selector_all("#track-list li", "ls => ls.map(l => l.dataset.id)")
+    assert s["a"] == ids[0] and s["b"] == ids[3]
+    assert f"a={ids[0]}" in page.url and f"b={ids[3]}" in page.url
+    assert not page.is_disabled("#render")
+
+    page.select_option("#style", "s_curve")
+    page.fill("#seconds", "2")
+    page.fill("#context", "1.5")
+    page.select_option("#compare", "linear")
+    with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
+                              and r.request.method == "POST") as first:
+        page.click("#render")
+    assert first.value.status == 200
+    page.wait_for_function("() => window.__crossfade.snapshot().results.length === 2",
+                           timeout=60000)
+    s = snap(page)
+    assert s["loaded"] and not s["rendering"]
+    assert s["duration"] == pytest.approx(5.0, abs=0.05)        # 1.5 + 2 + 1.5 s
+    assert [r["label"] for r in s["results"]] == ["s curve", "linear"]
+    assert s["sidecar"]["timeline"]["overlap_start_s"] == pytest.approx(1.5, abs=1e-3)
+    assert s["measures"]["roughness"] > 0
+    assert "Overlap" in page.inner_text("#facts") and "LUFS" in page.inner_text("#facts")
+    assert "/ 100" in page.inner_text("#measures")
+
+    # the canvas: a waveform, the shaded overlap, orange (A) and green (B) curves
+    px = wave_pixels(page)
+    assert px.std() > 10, "the waveform canvas is blank"
+    orange = (np.abs(px - [255, 159, 95]).sum(-1) < 60).sum()
+    green = (np.abs(px - [111, 220, 140]).sum(-1) < 60).sum()
+    assert orange > 200 and green > 200, (orange, green)
+
+    # play: time advances; the playhead moves
+    page.click("#play")
+    page.wait_for_function("() => window.__crossfade.snapshot().time > 0.4", timeout=20000)
+    # (audio time is compared with the wall time that passed: a busy machine's audio thread
+    # may run late, never early)
+    t1, wall = snap(page)["time"], time.monotonic()
+    page.wait_for_timeout(400)
+    s = snap(page)
+    assert s["playing"] and 0 < s["time"] - t1 < time.monotonic() - wall + 0.3
+    assert page.inner_text("#play").endswith("Pause")
+
+    # A/B: the second style plays at the same position
+    before, wall = snap(page)["time"], time.monotonic()
+    page.click("#ab-1")
+    page.wait_for_timeout(100)
+    s = snap(page)
+    assert s["current"] == 1 and s["playing"]
+    assert 0 <= s["time"] - before < time.monotonic() - wall + 0.3
+    assert page.inner_text("#result-title") == "linear"
+    page.click("#ab-0")
+
+    # seek by clicking the waveform, then pause for the screenshot at the overlap
+    box = page.locator("#wave").bounding_box()
+    wall = time.monotonic()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(50)
+    assert 2.3 < snap(page)["time"] < 2.5 + time.monotonic() - wall + 0.3
+    page.click("#play")
+    assert not snap(page)["playing"]
+    page.screenshot(path=str(artifacts / "crossfade.png"))
+
+    # the same request again is served from the cache
+    with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
+                              and r.request.method == "POST") as again:
+        page.click("#render")
+    assert again.value.json()["cached"] is True
+    page.wait_for_function("() => !window.__crossfade.snapshot().rendering")
+    assert page.errors == [], "\n".join(page.errors)
+
+
+def test_beat_sync_upload_and_errors_in_the_status_line(page, server, tmp_path):
+    page.goto(f"{server}/crossfade.html")
+    page.wait_for_selector("#track-list li")
+    page.wait_for_selector("#style option[value=equal_power]", state="attached")
+    ids = page.eval_on_selector_all("#track-list li", "ls => ls.map(l => l.dataset.id)")
+    # beat sync on two drum tracks: a plan (beat_sync or cut) in the facts, or a clear message
+    page.goto(f"{server}/crossfade.html?a={ids[1]}&b={ids[2]}")
+    page.wait_for_function("() => window.__crossfade.snapshot().b !== null")
+    page.check("#beat-sync")
+    assert page.is_disabled("#seconds") and not page.is_disabled("#beats")
+    page.select_option("#beats", "8")
+    page.fill("#context", "1")
+    page.click("#render")
+    page.wait_for_function("() => window.__crossfade.snapshot().results.length === 1"
+                           " || document.getElementById('status').classList.contains('error')",
+                           timeout=60000)
+    s = snap(page)
+    if s["results"]:
+        assert s["sidecar"]["mode"] in ("beat_sync", "cut")
+        assert "bpm" in page.inner_text("#facts")
+    else:
+        assert page.inner_text("#status").strip()
+    # an upload becomes B
+    sr = 44100
+    t = np.arange(3 * sr) / sr
+    sf.write(tmp_path / "My tone.wav", 0.3 * np.sin(2 * np.pi * 330 * t), sr)
+    page.set_input_files("#upload-b", str(tmp_path / "My tone.wav"))
+    page.wait_for_function("() => document.querySelector('#slot-b').textContent"
+                           ".includes('My tone')")
+    assert snap(page)["a"] == ids[1] and snap(page)["b"] not in ids
+    # a server error (an overlap longer than the songs) shows in the status line
+    page.uncheck("#beat-sync")
+    page.fill("#seconds", "25")
+    page.click("#render")
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "longer than a song" in page.inner_text("#status")
+    errors = [e for e in page.errors if "422" not in e]       # the expected 4xx response
+    assert errors == [], "\n".join(errors)

@@ -1,0 +1,315 @@
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from deepaudio.core.config import ConfigError
+from deepaudio.core.errors import ToolkitError
+from deepaudio.crossfade.neural import embedding_crossfade
+from deepaudio.networks.checkpoint import load_wavenet
+from deepaudio.networks.wavenet import (
+    HOP,
+    SR,
+    WaveNetAutoencoder,
+    WaveNetConfig,
+    generation_speed,
+    make_config,
+    mu_law_decode,
+    mu_law_encode,
+    preset,
+)
+from deepaudio.training.wavenet import train_wavenet
+
+HOP = HOP
+# 3 + 6 layers, dilations 1, 2, 4: encoder sees ±8 samples, decoder 16 samples back
+TINY = {"enc_layers": 3, "enc_channels": 6, "dec_layers": 6, "residual_channels": 8,
+        "skip_channels": 8, "dilation_cycle": 3, "bottleneck": 4}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Sample-by-sample loops are thousands of tiny ops; on a busy 2-core machine intra-op
+    threads only wait on each other (naive generation ran 100x slower with 2)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_model(seed: int = 0, dtype=torch.float64) -> WaveNetAutoencoder:
+    torch.manual_seed(seed)
+    return WaveNetAutoencoder(make_config("small", TINY)).to(dtype)
+
+
+def random_codes(batch: int, frames: int, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return 2 * torch.randn(batch, TINY["bottleneck"], frames, generator=gen, dtype=torch.float64)
+
+
+def random_audio(batch: int, n: int, seed: int = 2) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return 0.5 * torch.randn(batch, n, generator=gen, dtype=torch.float64).clamp(-1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# mu-law
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_mu_law_round_trip(kind):
+    x = np.linspace(-1, 1, 20001)
+    to = (lambda a: a) if kind == "numpy" else torch.from_numpy
+    back = (lambda a: a) if kind == "numpy" else (lambda a: a.numpy())
+    labels = back(mu_law_encode(to(x)))
+    assert labels.dtype == np.int64
+    assert labels[0] == 0 and labels[-1] == 255 and labels.min() == 0 and labels.max() == 255
+    assert (np.diff(labels) >= 0).all()                    # monotonic
+    assert np.array_equal(np.unique(labels), np.arange(256))
+    y = back(mu_law_decode(to(labels)))
+    assert np.abs(y).max() <= 1 and y[0] == -1 and y[-1] == pytest.approx(1, abs=1e-6)
+    # 8 bits: half a step (1/255) in the compressed domain; absolute error < 0.022 at full scale
+    compress = lambda v: np.sign(v) * np.log1p(255 * np.abs(v)) / np.log1p(255)  # noqa: E731
+    assert np.abs(compress(y) - compress(x)).max() <= 1 / 255 + 1e-6
+    assert np.abs(y - x).max() < 0.022
+    quiet = np.abs(x) < 0.001
+    assert np.abs(y - x)[quiet].max() < 1.2e-4             # fine steps near zero
+    # every label survives decode → encode, out-of-range audio is clipped
+    k = np.arange(256)
+    assert np.array_equal(back(mu_law_encode(mu_law_decode(to(k)))), k)
+    assert back(mu_law_encode(to(np.array([-3.0, 1.5])))).tolist() == [0, 255]
+
+
+def test_mu_law_numpy_and_torch_agree():
+    x = np.random.default_rng(0).uniform(-1, 1, 1000).astype(np.float32)
+    assert np.array_equal(mu_law_encode(x), mu_law_encode(torch.from_numpy(x)).numpy())
+    assert mu_law_decode(np.arange(256)).dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# networks
+
+def test_shapes_and_non_causal_encoder():
+    m = tiny_model()
+    m.train()
+    audio = random_audio(2, 4 * HOP + 100)
+    codes = m.encode(audio)
+    assert codes.shape == (2, TINY["bottleneck"], 4) and not codes.requires_grad
+    assert m.training                                     # encode restores the mode
+    assert m(audio).shape == (2, 256, 4 * HOP + 100)
+    # a sample at the start of frame 2 changes frame 1 (it looks ahead 8 samples), not frame 0
+    changed = audio.clone()
+    changed[:, 2 * HOP] += 0.5
+    moved = (m.encode(changed) - codes).abs().amax(dim=(0, 1))
+    assert moved[1] > 1e-6 and moved[2] > 1e-6 and moved[0] == 0 and moved[3] == 0
+    assert m.encoder.half_receptive_field == 8
+
+
+def test_decoder_is_causal():
+    m = tiny_model()
+    audio, codes = random_audio(2, 300), random_codes(2, 1)
+    logits = m.decode(audio, codes)
+    assert logits.shape == (2, 256, 300)
+    t = 150
+    changed = audio.clone()
+    changed[:, t] = -audio[:, t] + 0.3
+    after = m.decode(changed, codes)
+    assert torch.equal(after[:, :, :t + 1], logits[:, :, :t + 1])
+    assert not torch.allclose(after[:, :, t + 1], logits[:, :, t + 1])
+    # and it only looks back receptive_field samples
+    rf = m.decoder.receptive_field
+    assert rf == 16
+    assert torch.equal(after[:, :, t + rf + 1:], logits[:, :, t + rf + 1:])
+    assert not torch.allclose(after[:, :, t + rf], logits[:, :, t + rf])
+
+
+@pytest.mark.parametrize("sampling", ["greedy", "sample"])
+def test_fast_generation_equals_naive(sampling):
+    m = tiny_model()
+    codes = random_codes(2, 2)
+    n = 2 * HOP + 37                                     # crosses a frame, then holds the last
+    fast = m.generate(codes, n, method="fast", sampling=sampling, seed=5)
+    naive = m.generate(codes, n, method="naive", sampling=sampling, seed=5)
+    assert fast.shape == (2, n) and fast.dtype == np.float32
+    assert np.array_equal(fast, naive)
+    assert np.abs(fast).max() <= 1
+    if sampling == "sample":
+        assert len(np.unique(fast)) > 20
+        assert not np.array_equal(fast, m.generate(codes, n, sampling=sampling, seed=6))
+    # conditioning matters
+    other = m.generate(random_codes(2, 2, seed=9), n, sampling=sampling, seed=5)
+    assert not np.array_equal(fast, other)
+
+
+def test_fast_generation_in_float32_equals_naive():
+    m = tiny_model(dtype=torch.float32)
+    codes = random_codes(1, 1).float()
+    fast = m.generate(codes, 300, sampling="sample", seed=1)
+    assert np.array_equal(fast, m.generate(codes, 300, method="naive", sampling="sample", seed=1))
+
+
+def test_generation_matches_teacher_forcing():
+    # the cache-equivalence check against the training pass: re-scoring the generated audio
+    # with teacher forcing gives back every greedy choice
+    m = tiny_model(seed=3)
+    codes = random_codes(2, 1, seed=4)
+    audio = m.generate(codes, 400)
+    logits = m.decode(torch.from_numpy(audio).double(), codes)
+    assert torch.equal(logits.argmax(1), mu_law_encode(torch.from_numpy(audio)))
+
+
+def test_batched_generation_equals_per_item():
+    m = tiny_model()
+    codes = random_codes(3, 2)
+    batched = m.generate(codes, HOP + 50)
+    for i in range(3):
+        assert np.array_equal(batched[i], m.generate(codes[i:i + 1], HOP + 50)[0])
+    assert m.generate(codes).shape == (3, 2 * HOP)        # n_samples defaults to F * HOP
+
+
+def test_generate_rejects_bad_arguments():
+    m = tiny_model()
+    with pytest.raises(ToolkitError, match="'beam'"):
+        m.generate(random_codes(1, 1), 10, method="beam")
+    with pytest.raises(ToolkitError, match="'top_k'"):
+        m.generate(random_codes(1, 1), 10, sampling="top_k")
+    with pytest.raises(ToolkitError, match=r"\(batch, 4, frames\)"):
+        m.generate(torch.zeros(1, 5, 2), 10)
+
+
+def test_generation_speed_and_progress():
+    m = tiny_model(dtype=torch.float32)
+    calls = []
+    m.generate(random_codes(1, 2).float(), 2 * HOP, progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(HOP, 2 * HOP), (2 * HOP, 2 * HOP)]
+    assert generation_speed(m, 200, method="fast") > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# configs and presets
+
+def test_presets():
+    small, nsynth = preset("small"), preset("nsynth")
+    assert small == WaveNetConfig()
+    assert (nsynth.enc_layers, nsynth.dec_layers, nsynth.enc_channels) == (30, 30, 128)
+    assert (nsynth.residual_channels, nsynth.skip_channels, nsynth.bottleneck) == (512, 256, 16)
+    with torch.device("meta"):
+        big = WaveNetAutoencoder(nsynth)
+    assert big.decoder.receptive_field == 2 + 3 * 1023
+    assert big.decoder.dilation_list[:11] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1]
+    with pytest.raises(ToolkitError, match="'huge'"):
+        preset("huge")
+
+
+@pytest.mark.parametrize("overrides, key", [({"residual_channel": 8}, "residual_channel"),
+                                            ({"dec_layers": "10"}, "dec_layers"),
+                                            ({"bottleneck": 0}, "bottleneck"),
+                                            ({"dilation_cycle": 20}, "dilation_cycle")])
+def test_bad_config_rejected_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        make_config("small", overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# training, checkpoints, loading
+
+@pytest.fixture(scope="module")
+def clips_h5(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wn") / "clips.h5"
+    t = np.arange(3 * HOP) / SR
+    rng = np.random.default_rng(0)
+    clips = [0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)
+             for f in (220, 330, 440)]
+    with h5py.File(path, "w") as f:
+        f.create_dataset("clips", data=np.float32(clips))
+        f.attrs["sr"], f.attrs["clip_seconds"] = SR, 3 * HOP / SR
+    return path
+
+
+def train(h5, run, steps, **kw):
+    return train_wavenet(h5, run, steps=steps, batch_size=2, crop=2 * HOP,
+                            config_overrides=TINY, progress=False, **kw)
+
+
+def test_training_resume_equals_uninterrupted(clips_h5, tmp_path):
+    whole = train(clips_h5, tmp_path / "whole", 3)
+    train(clips_h5, tmp_path / "split", 2)
+    resumed = train(clips_h5, tmp_path / "split", 3, resume=True)    # steps is the total
+    assert whole["steps"] == resumed["steps"] == 3 and resumed["steps_this_call"] == 1
+    again = train(clips_h5, tmp_path / "split", 3, resume=True)      # finished: nothing to do
+    assert again["steps"] == 3 and again["steps_this_call"] == 0
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    assert {"model", "optimizer", "step", "rng"} <= set(a)
+    rows_a = list(csv.DictReader(open(tmp_path / "whole" / "metrics.csv")))
+    rows_b = list(csv.DictReader(open(tmp_path / "split" / "metrics.csv")))
+    assert [r["step"] for r in rows_b] == ["1", "2", "3"] and set(rows_b[0]) == {
+        "step", "loss", "wall_seconds"}
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    assert whole["final_loss"] == resumed["final_loss"]
+    assert float(rows_b[0]["loss"]) == pytest.approx(np.log(256), rel=0.1)   # ~uniform at init
+    stored = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert stored["model"] == make_config("small", TINY).__dict__ and stored["seed"] == 0
+    # a finished run is not silently overwritten, and resuming with other settings is refused
+    with pytest.raises(ToolkitError, match="resume"):
+        train(clips_h5, tmp_path / "whole", 1)
+    with pytest.raises(ToolkitError, match="'lr'"):
+        train(clips_h5, tmp_path / "whole", 1, resume=True, lr=1e-3)
+
+
+def test_load_wavenet(clips_h5, tmp_path):
+    with pytest.raises(ToolkitError, match="config.json"):
+        load_wavenet(tmp_path / "nothing")
+    train(clips_h5, tmp_path / "run", 1)
+    model = load_wavenet(tmp_path / "run")
+    assert not model.training and model.cfg == make_config("small", TINY)
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
+    (tmp_path / "run" / "last.pt").unlink()
+    with pytest.raises(ToolkitError, match="last.pt"):
+        load_wavenet(tmp_path / "run")
+
+
+def test_training_rejects_bad_input(clips_h5, tmp_path):
+    with pytest.raises(ToolkitError, match="not found"):
+        train(tmp_path / "missing.h5", tmp_path / "run", 1)
+    with pytest.raises(ToolkitError, match="shorter"):
+        train_wavenet(clips_h5, tmp_path / "run", steps=1, crop=4 * HOP,
+                         config_overrides=TINY, progress=False)
+    with pytest.raises(ToolkitError, match="multiple of 512"):
+        train_wavenet(clips_h5, tmp_path / "run", steps=1, crop=1000, progress=False)
+    with pytest.raises(ConfigError, match="'layers'"):
+        train_wavenet(clips_h5, tmp_path / "run", steps=1, config_overrides={"layers": 3},
+                         progress=False)
+    assert not (tmp_path / "run").exists()                 # nothing written on bad input
+
+
+# ---------------------------------------------------------------------------------------------
+# crossfade through the embedding
+
+def test_embedding_crossfade():
+    m = tiny_model(dtype=torch.float32)
+    rng = np.random.default_rng(0)
+    t = 2 * HOP + 100
+    a, b = (0.3 * rng.standard_normal(t)).astype(np.float32), np.zeros(t, np.float32)
+    b[::50] = 0.9
+    out = embedding_crossfade(m, a, b, np.ones(2), np.zeros(2))
+    assert out["audio"].shape == (t,) and out["audio"].dtype == np.float32
+    assert all(out[k].shape == (TINY["bottleneck"], 2) for k in ("enc_a", "enc_b", "enc_mix"))
+    assert np.array_equal(out["enc_mix"], out["enc_a"])
+    assert not np.allclose(out["enc_a"], out["enc_b"])
+    assert np.allclose(out["enc_a"], m.encode(a[None, :2 * HOP])[0].numpy())
+    half = embedding_crossfade(m, a, b, np.full(2, 0.5), np.full(2, 0.5), batch=False,
+                                  sampling="sample", seed=3)
+    assert np.allclose(half["enc_a"], out["enc_a"], atol=1e-6)
+    assert np.allclose(half["enc_mix"], (out["enc_a"] + out["enc_b"]) / 2, atol=1e-6)
+    codes = torch.from_numpy(half["enc_mix"])[None]
+    assert np.array_equal(half["audio"], m.generate(codes, t, sampling="sample", seed=3)[0])
+    with pytest.raises(ToolkitError, match="g_in"):
+        embedding_crossfade(m, a, b, np.ones(2), np.zeros(3))
+    with pytest.raises(ToolkitError, match="equal length"):
+        embedding_crossfade(m, a, b[:-1], np.ones(2), np.zeros(2))
