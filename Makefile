@@ -65,7 +65,7 @@ test-fast: lint
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	@echo "(mypy: next commit)"
+	$(PY) -m mypy
 
 bench: models
 	$(PY) bench/preprocess.py

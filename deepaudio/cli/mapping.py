@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fit_mapping(args.run, args.method, layer=args.layer, scaling=args.scaling,
                         per=args.per, seed=args.seed or 0, max_segments=args.max_segments)
         print(f"fitted {args.method} on layer {m.layer}: "
-              f"{mapping_path(args.run, args.method, m.layer, args.scaling, args.per)}")
+              f"{mapping_path(args.run, args.method, m.layer or '', args.scaling, args.per)}")
         if m.explained_variance:
             print(f"explained variance of {len(m.explained_variance)} components: "
                   f"{sum(m.explained_variance):.3f} "

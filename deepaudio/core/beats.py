@@ -157,10 +157,10 @@ def dp_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.nda
     if len(peaks) == 0:
         return np.zeros(0, dtype=int)
     strong = peaks[cum[peaks] > 0.5 * np.median(cum[peaks])]
-    beats = [int(strong[-1])]
-    while back[beats[-1]] >= 0:
-        beats.append(int(back[beats[-1]]))
-    beats = np.array(beats[::-1])
+    chain = [int(strong[-1])]
+    while back[chain[-1]] >= 0:
+        chain.append(int(back[chain[-1]]))
+    beats = np.array(chain[::-1])
     # trim leading and trailing beats whose smoothed local score is weak
     smooth = np.convolve(local[beats], np.hanning(7)[1:-1], mode="same")
     keep = smooth > 0.5 * np.sqrt(np.mean(smooth ** 2))

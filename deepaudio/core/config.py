@@ -87,7 +87,7 @@ def load_config(cls: type[T], source: dict | str | os.PathLike, *, where: str = 
         if not isinstance(source, dict):
             raise ConfigError(f"{where}: a config must be a JSON object")
     hints = tp.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(tp.cast(tp.Any, cls))}
     unknown = sorted(set(source) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} "

@@ -187,11 +187,18 @@ def _convert(raw: str, hint: tp.Any, where: str, key: str) -> tp.Any:
     return value
 
 
+class _IniParser(configparser.ConfigParser):
+    """Keys keep DeepBass' spelling (configparser lower-cases them), so errors quote the key as
+    the user wrote it and a written default keeps ``SamplingRate``."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def read_ini(path: str | os.PathLike) -> DeepBassConfig:
     """Parse and validate a DeepBass ``config.ini``; missing sections and keys take defaults."""
     path = Path(os.path.expanduser(path))
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    parser.optionxform = str          # errors quote the key as the user wrote it
+    parser = _IniParser(interpolation=None, default_section="\0none")
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -219,7 +226,7 @@ def read_ini(path: str | os.PathLike) -> DeepBassConfig:
                 raise ConfigError(f"{where}: unknown key {key!r} (keys: {', '.join(keys)})")
             field = keys[ini_key]
             values[name][field] = _convert(raw, hints[field], where, ini_key)
-    sections = {}
+    sections: dict[str, tp.Any] = {}
     for name, (cls, _) in SECTIONS.items():
         sections[name] = load_config(cls, values[name], where=f"{path} [{name}]")
     return DeepBassConfig(default=sections["DEFAULT"], nsynth=sections["NSynth XFade Settings"],
@@ -230,8 +237,7 @@ def read_ini(path: str | os.PathLike) -> DeepBassConfig:
 
 def default_ini() -> str:
     """The text of a default config.ini: every section and key, all values strings."""
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    parser.optionxform = str          # keep DeepBass' spelling
+    parser = _IniParser(interpolation=None, default_section="\0none")
     for name, (cls, keys) in SECTIONS.items():
         defaults = cls()
         parser.add_section(name)

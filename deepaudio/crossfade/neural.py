@@ -23,6 +23,7 @@ from deepaudio.networks.checkpoint import load_wavenet
 from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder
 
 NEURAL_STYLES = tuple(cr.NEURAL_RAMPS)
+Sampling = tp.Literal["greedy", "sample"]
 JOIN_SECONDS = 0.05            # equal-power joins around the decoded neural part
 
 
@@ -67,8 +68,9 @@ def embedding_crossfade(model: WaveNetAutoencoder, a: np.ndarray, b: np.ndarray,
     return {"audio": audio, "enc_a": enc_a, "enc_b": enc_b, "enc_mix": enc_mix, "seed": seed}
 
 
-def embedding_fade(model, x1: np.ndarray, x2: np.ndarray, *, style: str = "linear",
-                   sampling: str = "greedy", seed: int = 0, method: str = "fast") -> dict:
+def embedding_fade(model: WaveNetAutoencoder, x1: np.ndarray, x2: np.ndarray, *,
+                   style: str = "linear", sampling: Sampling = "greedy", seed: int = 0,
+                   method: tp.Literal["fast", "naive"] = "fast") -> dict:
     """Decode the encodings of ``x1`` (end of A) and ``x2`` (start of B), both (T,) at 16 kHz,
     faded by our ramp evaluated at the code frame rate (F = T // 512 frames)."""
     if style not in cr.NEURAL_RAMPS:
@@ -78,8 +80,8 @@ def embedding_fade(model, x1: np.ndarray, x2: np.ndarray, *, style: str = "linea
         raise ToolkitError(f"the neural fade needs at least {HOP} samples")
     g_out, g_in = cr.NEURAL_RAMPS[style](frames)
     return embedding_crossfade(model, x1, x2, g_out.astype(np.float32),
-                                       g_in.astype(np.float32), sampling=sampling, seed=seed,
-                                       method=method, batch=True)
+                               g_in.astype(np.float32), sampling=sampling, seed=seed,
+                               method=method, batch=True)
 
 
 def splice_decoded(a: np.ndarray, b: np.ndarray, decoded: np.ndarray, sr: int, *,
@@ -101,7 +103,7 @@ def splice_decoded(a: np.ndarray, b: np.ndarray, decoded: np.ndarray, sr: int, *
 
 
 def crossfade_neural(a_path, b_path, weights, *, style: str = "linear", seconds: float = 4.0,
-                     context: float | None = 5.0, seed: int = 0, sampling: str = "greedy",
+                     context: float | None = 5.0, seed: int = 0, sampling: Sampling = "greedy",
                      device: str = "cpu", threshold: float = 0.15,
                      max_trim: float | None = None, model=None, pair: dict | None = None
                      ) -> dict:

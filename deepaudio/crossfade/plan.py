@@ -11,6 +11,8 @@ L beats later, where B's first downbeat lands.
 
 from __future__ import annotations
 
+import typing as tp
+
 import numpy as np
 
 from deepaudio.core.beats import BEATS_PER_BAR, BeatGrid, analyse_beats
@@ -58,7 +60,7 @@ def plan_beat_sync(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: f
     k = candidates[-1]
     b_down = float(b_adj.times[b_adj.downbeat_phase])
     rate = a.tempo / b_adj.tempo
-    plan = {"tempo_a": round(a.tempo, 3), "tempo_b": round(b.tempo, 3),
+    plan: dict[str, tp.Any] = {"tempo_a": round(a.tempo, 3), "tempo_b": round(b.tempo, 3),
             "octave_factor": factor, "beats": beats, "b_downbeat_s": b_down,
             "downbeat_phase_a": a.downbeat_phase, "downbeat_phase_b": b_adj.downbeat_phase}
     if abs(rate - 1) <= max_stretch:

@@ -11,6 +11,7 @@ measured on those parts; ``context=None`` ("full") decodes all.
 from __future__ import annotations
 
 import os
+import typing as tp
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ def prepare_pair(a_path, b_path, sr: int, *, edge_seconds: float | None = None,
                  max_trim: float | None = None, mono: bool = False) -> dict:
     """Both songs decoded, A's trailing and B's leading silence trimmed (both edges when whole
     songs are decoded), channels matched and B gained to A's integrated loudness."""
-    kw = {"threshold": threshold, "threshold_db": threshold_db, "max_seconds": max_trim}
+    kw: dict[str, tp.Any] = {"threshold": threshold, "threshold_db": threshold_db,
+                             "max_seconds": max_trim}
     a, a_off = load_song(a_path, sr, edge="tail", seconds=edge_seconds, mono=mono)
     b, _ = load_song(b_path, sr, edge="head", seconds=edge_seconds, mono=mono)
     a, trim_a = cr.trim_silence(a, sr, leading=a_off == 0, what=str(a_path), **kw)

@@ -152,7 +152,7 @@ def _drum(kind: str, kit: str, sr: int, rng: np.random.Generator) -> np.ndarray:
         return np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / (dec * rng.uniform(0.8, 1.2)))
     if kind == "snare":
         if kit == "hand":
-            f = rng.choice([300, 380, 450])
+            f = float(rng.choice([300, 380, 450]))
             return (np.sin(2 * np.pi * f * t) * np.exp(-t / 0.05)
                     + 0.3 * noise * np.exp(-t / 0.02))
         if kit == "brush":
@@ -162,8 +162,8 @@ def _drum(kind: str, kit: str, sr: int, rng: np.random.Generator) -> np.ndarray:
         return 0.6 * bright * np.exp(-t / (0.07 if kit == "electronic" else 0.11)) + 0.5 * tone
     # hi-hat / shaker: differentiated noise is a cheap high-pass (+6 dB/octave)
     hp = np.diff(noise, prepend=0) / 2
-    dec = {"electronic": 0.03, "acoustic": 0.05, "glitch": 0.01, "brush": 0.06, "hand": 0.04}
-    return 0.35 * hp * np.exp(-t / dec[kit])
+    decay = {"electronic": 0.03, "acoustic": 0.05, "glitch": 0.01, "brush": 0.06, "hand": 0.04}
+    return 0.35 * hp * np.exp(-t / decay[kit])
 
 
 def _colored_noise(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -412,7 +412,7 @@ def _render_to_files(job) -> int:
         for name, x in parts.items():
             save_audio(stem_dir / f"{name}.flac", x, 44100, sample_format="pcm16")
     # highest MP3 quality (~320 kbps), like much of FMA
-    save_audio(path, sum(parts.values()), 44100, compression_level=0.0)
+    save_audio(path, np.sum(list(parts.values()), axis=0), 44100, compression_level=0.0)
     return tid
 
 

@@ -19,6 +19,8 @@ from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes
 from deepaudio.mapping.encode import encode_partition, get_run
 
+Scaling = tp.Literal["standard", "minmax"]
+Per = tp.Literal["features", "across"]
 METHODS = ("raw", "pca", "kmeans", "kmeans-pca")
 
 
@@ -26,8 +28,8 @@ METHODS = ("raw", "pca", "kmeans", "kmeans-pca")
 class Mapping:
     """features (T, D) → 10 values in [0, 1], fitted on train-partition encodings only."""
     method: str = "pca"
-    scaling: tp.Literal["standard", "minmax"] = "standard"
-    per: tp.Literal["features", "across"] = "features"
+    scaling: Scaling = "standard"
+    per: Per = "features"
     n_out: int = 10
     seed: int = 0
     layer: str | None = None
@@ -130,7 +132,7 @@ def mapping_path(run_dir: str | Path, method: str, layer: str, scaling: str, per
 
 
 def fit_mapping(run_dir: str | Path, method: str, *, layer: str | None = None,
-                scaling: str = "standard", per: str = "features", seed: int = 0,
+                scaling: Scaling = "standard", per: Per = "features", seed: int = 0,
                 max_segments: int = 20000) -> Mapping:
     """Fit a mapping on the run's train partitions and save it in the run folder."""
     run = get_run(run_dir)
@@ -149,7 +151,7 @@ _MAPPINGS_LOCK = threading.Lock()
 
 
 def get_mapping(run_dir: str | Path, method: str, *, layer: str | None = None,
-                scaling: str = "standard", per: str = "features", seed: int = 0) -> Mapping:
+                scaling: Scaling = "standard", per: Per = "features", seed: int = 0) -> Mapping:
     """The saved mapping, fitted (and saved) on first use."""
     layer = layer or get_run(run_dir).model.default_layer
     path = mapping_path(run_dir, method, layer, scaling, per)

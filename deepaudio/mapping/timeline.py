@@ -18,7 +18,7 @@ import numpy as np
 
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import FeatureTimeline, encode_track
-from deepaudio.mapping.mappings import get_mapping
+from deepaudio.mapping.mappings import Per, Scaling, get_mapping
 
 BLUR_SIZES = (1, 10, 50, 100, 300, 1000, 3000)   # frames, the spectrum model's blur levels
 
@@ -87,8 +87,8 @@ def scale_to_range(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def mapped_timeline(source, run_dir: str | Path, *, method: str = "pca",
-                    layer: str | None = None, scaling: str = "standard",
-                    per: str = "features", fps: float = 30.0, smoothing: float = 0.0,
+                    layer: str | None = None, scaling: Scaling = "standard",
+                    per: Per = "features", fps: float = 30.0, smoothing: float = 0.0,
                     assign: str = "deterministic", seed: int | None = None,
                     hop_seconds: float | None = None, blur: int | None = None) -> FeatureTimeline:
     """Song → 10 parameter tracks in [0, 1] at ``fps``: the playground's timeline.

@@ -19,6 +19,7 @@ the whole track (checked in the tests); memory is the input plus a few chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -31,7 +32,7 @@ import numpy as np
 from deepaudio.core.audio import decode_in_blocks, to_channels
 from deepaudio.mixer.stems import ProgressFn, SeparationError, UnknownModelError
 
-_DEMUCS_CACHE: dict[tuple, tp.Any] = {}
+_DEMUCS_CACHE: dict[tuple, LoadedDemucs] = {}
 
 
 def _remote_files(model: str) -> tuple[list[str], dict[str, str]]:
@@ -109,9 +110,22 @@ def _hf_cached(model: str, sigs: list[str]) -> bool:
     return all(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
 
 
+@dataclasses.dataclass
+class LoadedDemucs:
+    """A ``demucs.api.Separator`` and the lock that lets one separation at a time use it (one
+    run per model at a time keeps memory bounded)."""
+    separator: tp.Any
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @property
+    def model(self):
+        return self.separator.model
+
+
 def load_demucs(model: str = "htdemucs", repo: str | os.PathLike | None = None,
-                device: str = "cpu"):
-    """A ``demucs.api.Separator`` for ``model`` (kept per process: weights load once)."""
+                device: str = "cpu") -> LoadedDemucs:
+    """``model`` loaded through ``demucs.api.Separator`` (kept per process: weights load
+    once)."""
     key = (model, str(Path(repo).resolve()) if repo else None, device)
     if key in _DEMUCS_CACHE:
         return _DEMUCS_CACHE[key]
@@ -125,18 +139,17 @@ def load_demucs(model: str = "htdemucs", repo: str | os.PathLike | None = None,
     except Exception as e:      # ModelLoadingError (checksum), corrupt pickles, bad yaml
         raise SeparationError(f"cannot load Demucs model {model!r}"
                               f"{f' from {repo}' if repo else ''}: {e}") from None
-    separator.lock = threading.Lock()   # one run per model at a time: bounded memory
     if len(_DEMUCS_CACHE) >= 2:
         _DEMUCS_CACHE.pop(next(iter(_DEMUCS_CACHE)))
-    _DEMUCS_CACHE[key] = separator
-    return separator
+    _DEMUCS_CACHE[key] = loaded = LoadedDemucs(separator)
+    return loaded
 
 
-def _model_segment(model) -> float:
+def _model_segment(model: tp.Any) -> float:
     from demucs.apply import BagOfModels
     if isinstance(model, BagOfModels):
-        return min(m.segment for m in model.models)
-    return model.segment
+        return min(float(tp.cast(tp.Any, m).segment) for m in model.models)
+    return float(model.segment)
 
 
 class _PassAccumulator:
@@ -189,7 +202,7 @@ def demucs_stream(model, mix, *, shifts: int = 1, overlap: float = 0.25,
     stride = int((1 - overlap) * seg_len)
     weight = torch.cat([torch.arange(1, seg_len // 2 + 1),
                         torch.arange(seg_len - seg_len // 2, 0, -1)]).float()
-    weight = (weight / weight.max()).numpy()
+    weights = (weight / weight.max()).numpy()
     if shifts:
         max_shift = int(0.5 * sr)
         padded = TensorChunk(mix).padded(length + 2 * max_shift)
@@ -217,14 +230,14 @@ def demucs_stream(model, mix, *, shifts: int = 1, overlap: float = 0.25,
         chunk = TensorChunk(tracks[i], off, seg_len)
         out = apply_model(model, chunk, shifts=0, split=False, overlap=overlap,
                           device=device, segment=segment, callback=callback)
-        out = out[0].to("cpu").numpy()
-        passes[i].add(start, out, weight[:out.shape[-1]])
+        block_out = out[0].to("cpu").numpy()
+        passes[i].add(start, block_out, weights[:block_out.shape[-1]])
         state["done"] += 1
         pending[i].pop(0)
         next_start[i] = pending[i][0][0] if pending[i] else offsets[i] + tracks[i].length
         final = min(min(next_start), max_shift + length)
         if final > flushed:
-            block = sum(p.take(flushed, final) for p in passes) / len(passes)
+            block = np.mean([p.take(flushed, final) for p in passes], axis=0)
             # passes whose windows start later than `flushed` cannot have data there:
             on_output(block.astype(np.float32, copy=False))
             flushed = final

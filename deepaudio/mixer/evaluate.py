@@ -15,7 +15,7 @@ import numpy as np
 
 from deepaudio.core.audio import resample, save_audio
 from deepaudio.mixer.separate import separate
-from deepaudio.mixer.stems import STEMS, SeparationError, load_stems
+from deepaudio.mixer.stems import STEMS, SeparationError, load_stems, stems_sum
 
 
 def new_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-7) -> float:
@@ -76,7 +76,7 @@ def evaluate(stems_root: str | os.PathLike, *, backend: str = "dsp", model: str 
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         for folder in folders:
             truth, sr = load_stems(folder, sources=STEMS)
-            mix = sum(truth[s] for s in STEMS)
+            mix = stems_sum(truth)
             mix_path = Path(tmp) / "mix.wav"
             save_audio(mix_path, mix, sr, sample_format="float")
             out = Path(tmp) / "est"

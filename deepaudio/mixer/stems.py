@@ -91,6 +91,11 @@ class StemWriter:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+def stems_sum(stems: dict[str, np.ndarray]) -> np.ndarray:
+    """The stems added at unity gain: the mix they came from."""
+    return np.sum(list(stems.values()), axis=0)
+
+
 def load_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None = None
                ) -> tuple[dict[str, np.ndarray], int]:
     """Stems of a folder as float32 (2, N) arrays of equal length, and their sample rate.

@@ -86,7 +86,11 @@ def make_config(name: str, overrides: dict | None = None) -> WaveNetConfig:
                        where=f"WaveNet config (preset {name!r})")
 
 
-def mu_law_encode(x: np.ndarray | torch.Tensor, mu: int = MU) -> np.ndarray | torch.Tensor:
+@tp.overload
+def mu_law_encode(x: torch.Tensor, mu: int = MU) -> torch.Tensor: ...
+@tp.overload
+def mu_law_encode(x: np.ndarray, mu: int = MU) -> np.ndarray: ...
+def mu_law_encode(x, mu=MU):
     """Audio in [-1, 1] (clipped first) → int64 labels in [0, mu], rounded: -1 → 0, 1 → mu.
 
     Compression is ``sign(x) ln(1 + mu |x|) / ln(1 + mu)``; an 8-bit label is then off by at
@@ -102,7 +106,11 @@ def mu_law_encode(x: np.ndarray | torch.Tensor, mu: int = MU) -> np.ndarray | to
     return np.clip(np.floor((y + 1) * (mu / 2) + 0.5), 0, mu).astype(np.int64)
 
 
-def mu_law_decode(labels: np.ndarray | torch.Tensor, mu: int = MU) -> np.ndarray | torch.Tensor:
+@tp.overload
+def mu_law_decode(labels: torch.Tensor, mu: int = MU) -> torch.Tensor: ...
+@tp.overload
+def mu_law_decode(labels: np.ndarray, mu: int = MU) -> np.ndarray: ...
+def mu_law_decode(labels, mu=MU):
     """Labels in [0, mu] → audio in [-1, 1] (float32 for NumPy input)."""
     scale = math.log1p(mu)
     if isinstance(labels, torch.Tensor):
@@ -164,7 +172,7 @@ class WaveNetDecoder(nn.Module):
         cond (B, bottleneck, T): the code of each sample. → logits (B, 256, T)."""
         r = self.start.out_channels
         x = self.start(F.pad(inputs.unsqueeze(1), (1, 0)))              # (B, R, T)
-        skip = 0
+        skip = torch.zeros((), dtype=x.dtype, device=x.device)
         for d, gate, cond_proj, res_skip in zip(self.dilation_list, self.gate, self.cond,
                                                 self.res_skip):
             a = gate(F.pad(x, (d, 0))) + cond_proj(cond)                # (B, 2R, T)
@@ -335,6 +343,11 @@ class WaveNetAutoencoder(nn.Module):
         return labels
 
 
+def _bias(conv: nn.Conv1d) -> torch.Tensor:
+    assert conv.bias is not None, "the decoder's convolutions all have biases"
+    return conv.bias
+
+
 def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
     """The decoder's weights as (in, out) matrices for one-sample steps, algebra folded in.
 
@@ -355,15 +368,17 @@ def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
     half[r:] = 0.5                                                      # the sigmoid half
     beta = torch.zeros(r, dtype=dtype, device=codes.device)
     gates, res_skip, fifo_init, gate_bias = [], [], [], []
-    for gate, rs in zip(dec.gate, dec.res_skip):
+    convs = tp.cast(list[tuple[nn.Conv1d, nn.Conv1d]], list(zip(dec.gate, dec.res_skip)))
+    for gate, rs in convs:
         w_gate = torch.cat([gate.weight[:, :, 0], gate.weight[:, :, 1]], 1) * half[:, None]
         gates.append(w_gate.T.contiguous())                            # (2R, 2R)
-        gate_bias.append(gate.bias * half + w_gate @ torch.cat([beta, beta]))
+        gate_bias.append(_bias(gate) * half + w_gate @ torch.cat([beta, beta]))
         fifo_init.append(-beta.clone())
         res_skip.append((rs.weight[:, :, 0] * 0.5).T.contiguous())     # (R, R + S)
-        beta = beta + rs.bias[:r]
-    skip_bias = sum(rs.bias[r:] for rs in dec.res_skip)
-    w_cond = torch.stack([c.weight[:, :, 0] for c in dec.cond]) * half[None, :, None]
+        beta = beta + _bias(rs)[:r]
+    skip_bias = torch.stack([_bias(rs)[r:] for _, rs in convs]).sum(0)
+    w_cond = torch.stack([tp.cast(nn.Conv1d, c).weight[:, :, 0] for c in dec.cond])
+    w_cond = w_cond * half[None, :, None]
     cond = torch.einsum("bcf,loc->flbo", codes, w_cond) + torch.stack(gate_bias)[None, :, None]
     w_start = torch.zeros(2, r + s, dtype=dtype, device=codes.device)
     w_start[:, :r] = dec.start.weight[:, 0, :].T
@@ -371,9 +386,9 @@ def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
     head1[r:] = dec.head1.weight[:, :, 0].T
     return {"gate": gates, "res_skip": res_skip, "fifo_init": fifo_init,
             "cond": cond.contiguous(),                                  # (F, L, B, 2R)
-            "start": w_start, "start_bias": torch.cat([dec.start.bias, skip_bias]),
-            "head1": head1, "head1_bias": dec.head1.bias,
-            "head2": dec.head2.weight[:, :, 0].T.contiguous(), "head2_bias": dec.head2.bias}
+            "start": w_start, "start_bias": torch.cat([_bias(dec.start), skip_bias]),
+            "head1": head1, "head1_bias": _bias(dec.head1),
+            "head2": dec.head2.weight[:, :, 0].T.contiguous(), "head2_bias": _bias(dec.head2)}
 
 
 def _pick(logits: torch.Tensor, uniform: torch.Tensor | None) -> torch.Tensor:

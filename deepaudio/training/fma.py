@@ -166,7 +166,7 @@ def evaluate(model, data: Partitions, part: str, cfg: TrainConfig, device) -> di
             outs.append(out.cpu().numpy())
         else:
             total += F.mse_loss(out.reshape(xb.shape), xb, reduction="sum").item() / xb[0].numel()
-    result = {"loss": total / len(x)}
+    result: dict[str, tp.Any] = {"loss": total / len(x)}
     if is_classifier(cfg):
         logits = np.concatenate(outs)
         result["segment_acc"] = float((logits.argmax(1) == y).mean())
@@ -178,6 +178,8 @@ def evaluate(model, data: Partitions, part: str, cfg: TrainConfig, device) -> di
 
 def make_optimizer(model, cfg: TrainConfig):
     params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
@@ -259,7 +261,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
         raise ToolkitError("--device cuda: no CUDA device is available")
     setup_distributed(device)
     rank, size = world()
-    dev = torch.device(device, int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else None)
+    dev = (torch.device(device, int(os.environ.get("LOCAL_RANK", 0))) if device == "cuda"
+           else torch.device(device))
     data = Partitions(cfg.dataset_path)
     run = cfg.run_dir
     params = prepare_model_params(cfg, data)

@@ -28,6 +28,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+import typing as tp
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from deepaudio.core.loudness import integrated_loudness
 from deepaudio.mapping.encode import genre_probabilities
 from deepaudio.mixer.preferences import track_features
 from deepaudio.mixer.separate import separate
-from deepaudio.mixer.stems import load_stems, write_previews
+from deepaudio.mixer.stems import load_stems, stems_sum, write_previews
 from deepaudio.web.db import connect, init_db
 
 log = logging.getLogger("mixer.jobs")
@@ -85,7 +86,7 @@ class JobQueue:
         db, root_s = self.db_path, str(self.root)
         self.task = self.huey.task(name="mixer_separate")(
             lambda job_id: run_job(db, root_s, job_id))
-        self.consumer = None
+        self.consumer: tp.Any = None        # huey's Consumer, when embedded
         con = connect(self.db_path)
         try:
             if self.embedded:
@@ -215,7 +216,7 @@ def _mix_loudness(stems_dir: Path) -> float | None:
     """Loudness of the stems summed at 0 dB: lets the page set a preview master gain once."""
     stems, sr = load_stems(stems_dir)
     try:
-        value = integrated_loudness(sum(stems.values()), sr)
+        value = integrated_loudness(stems_sum(stems), sr)
     except ToolkitError:
         return None
     return round(value, 2) if np.isfinite(value) else None
@@ -254,9 +255,9 @@ def _features(con, job: sqlite3.Row) -> None:
                 (job["track_id"], run, json.dumps([round(float(x), 6) for x in v])))
 
 
-def run_job(db_path: str, root: str, job_id: str) -> None:
+def run_job(db_path: str, root_dir: str, job_id: str) -> None:
     """Separate one job's track (or reuse cached stems), then analyse it for suggestions."""
-    root = Path(root)
+    root = Path(root_dir)
     con = connect(db_path)
     try:
         cur = con.execute("UPDATE mixer_jobs SET state = 'running', started = ?, stage = "

@@ -18,7 +18,7 @@ CLASSIFIER_MODELS = {"cnn_classifier"}
 def list_runs(models_dir: str | os.PathLike) -> list[dict]:
     """Run folders under ``models_dir`` that have weights: id (relative path), kind, model."""
     root = Path(models_dir)
-    out = []
+    out: list[dict] = []
     if not root.is_dir():
         return out
     for cfg_path in sorted(root.rglob("config.json")):
@@ -59,7 +59,7 @@ def wavenet_runs(models_dir: str | Path) -> list[dict]:
     """Run folders under ``models_dir`` that ``wavenet.load_wavenet`` can load: a
     ``config.json`` with a ``model`` section and ``last.pt`` next to it."""
     root = Path(models_dir)
-    runs = []
+    runs: list[dict] = []
     if not root.is_dir():
         return runs
     for cfg_path in sorted(root.rglob("config.json")):

@@ -52,8 +52,8 @@ def save_upload(file_storage) -> dict:
     limit = int(setting("MAX_UPLOAD_BYTES", 200 << 20))
     uploads = data_dir() / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=uploads, prefix=".upload-", suffix=".part")
-    tmp = Path(tmp)
+    fd, tmp_name = tempfile.mkstemp(dir=uploads, prefix=".upload-", suffix=".part")
+    tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
         size = 0

@@ -95,7 +95,7 @@ def _timeline(app: Flask, track_id: str, run_id: str, opts: dict
         frames = np.ascontiguousarray(tl.frames, np.float32)
         meta = {"fps": tl.fps, "start": tl.start, "layer": tl.meta["layer"],
                 "duration": tl.meta["duration"], "names": tl.names,
-                "feature_variance": [round(float(v), 6) for v in mapping.feature_variance],
+                "feature_variance": [round(float(v), 6) for v in mapping.feature_variance or ()],
                 "explained_variance": mapping.explained_variance}
         with db() as con:
             con.execute("INSERT OR REPLACE INTO timelines (key, track_id, run, meta, frames, "

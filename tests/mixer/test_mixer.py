@@ -116,9 +116,9 @@ def test_separate_demucs_matches_separator_and_writes_stems(tiny_repo, song, tmp
     assert stages[0] == (0.0, "loading model")
     assert any(0 < f <= 0.02 and s == "decoding" for f, s in stages)     # decoding moves too
     ours, sr = load_stems(tmp_path / "out")
-    separator = load_demucs("tinyht", tiny_repo)
+    loaded = load_demucs("tinyht", tiny_repo)
     random.seed(7)
-    _, ref = separator.separate_tensor(torch.from_numpy(mix), SR)       # same seed, same shift
+    _, ref = loaded.separator.separate_tensor(torch.from_numpy(mix), SR)       # same seed, same shift
     for s in STEMS:
         np.testing.assert_allclose(ours[s], ref[s].numpy(), atol=2e-4)
     assert not list((tmp_path / "out").glob(".*"))                       # no scratch left
