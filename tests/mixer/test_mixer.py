@@ -118,7 +118,7 @@ def test_separate_demucs_matches_separator_and_writes_stems(tiny_repo, song, tmp
     ours, sr = load_stems(tmp_path / "out")
     loaded = load_demucs("tinyht", tiny_repo)
     random.seed(7)
-    _, ref = loaded.separator.separate_tensor(torch.from_numpy(mix), SR)       # same seed, same shift
+    _, ref = loaded.separator.separate_tensor(torch.from_numpy(mix), SR)   # same seed and shift
     for s in STEMS:
         np.testing.assert_allclose(ours[s], ref[s].numpy(), atol=2e-4)
     assert not list((tmp_path / "out").glob(".*"))                       # no scratch left
