@@ -1,17 +1,20 @@
 // The visualizer page: pick or upload a track, choose model/layer/mapping, and watch the
 // learned features drive a three.js visualization in sync with the audio clock.
 import * as THREE from 'three';
-import {
-  api, debounce, query, setStatus, uploadTrack, setUrlParam, showPager, trackItem, urlParam,
-} from './api.js';
-import { AudioPlayer, formatTime } from './player.js';
-import { Ewma, sampleTimeline } from './timeline.js';
+import { AudioPlayer } from './audio/player.js';
+import { Ewma, sampleTimeline } from './audio/timeline.js';
+import { api, query } from './shared/api.js';
+import { $, guard, onFileChosen, setStatus } from './shared/dom.js';
+import { clamp, formatTime } from './shared/format.js';
+import { buildTopbar } from './shared/shell.js';
+import { getTrack, trackBrowser, uploadTrack } from './shared/tracks.js';
+import { setUrlParam, urlParam } from './shared/url.js';
 import { VISUALIZATIONS } from './viz/index.js';
 
-const $ = (id) => document.getElementById(id);
+buildTopbar('visualizer');
 const N = 10;                       // parameters per visualization, features per timeline
 const state = {
-  track: null, tracks: [], page: 1, perPage: 50, models: [], timeline: null,
+  track: null, models: [], timeline: null,
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
   lastT: 0, frames: 0, genre: null, featureRequest: 0,
 };
@@ -20,10 +23,6 @@ const ewma = new Ewma(N);
 const raw = new Float32Array(N);        // feature values at the audio time (before smoothing)
 const paramValues = new Float32Array(N); // smoothed, assigned to parameters, in [0, 1]
 const scaled = new Float32Array(N);      // in each parameter's own range
-
-// ------------------------------------------------------------------------------ URL state
-const setParam = setUrlParam;
-const param = urlParam;
 
 // ------------------------------------------------------------------------------ renderer
 const canvas = $('canvas');
@@ -50,7 +49,7 @@ function setViz(id) {
   state.vizClass = cls;
   state.viz = new cls({ renderer, width: w, height: h });
   $('viz').value = cls.id;
-  setParam('viz', cls.id);
+  setUrlParam('viz', cls.id);
   buildMeter();
   buildEditor();
 }
@@ -108,8 +107,8 @@ function buildEditor() {
       perm.splice(k, 0, perm.splice(from, 1)[0]);   // move the dragged feature to this slot
       state.perm = perm;
       $('assign').value = 'custom';
-      setParam('assign', 'custom');
-      setParam('perm', perm.join(','));
+      setUrlParam('assign', 'custom');
+      setUrlParam('perm', perm.join(','));
       buildEditor();
     });
     list.appendChild(li);
@@ -117,32 +116,26 @@ function buildEditor() {
 }
 
 // ------------------------------------------------------------------------------ tracks
-async function loadTracks() {
-  const q = query({ q: $('search').value.trim(), genre: $('genre-filter').value,
-                    page: state.page, per_page: state.perPage });
-  const res = await api(`/api/tracks?${q}`);
-  state.tracks = res.items;
-  const sel = $('genre-filter');
-  if (sel.options.length <= 1) {
-    for (const g of res.genres) sel.add(new Option(g, g));
-  }
-  const list = $('track-list');
-  list.textContent = '';
-  for (const t of res.items) {
-    list.appendChild(trackItem(t, { selected: state.track && t.id === state.track.id,
-                                    onPick: selectTrack, onRemoved: loadTracks }));
-  }
-  showPager(res);
-}
+const tracks = trackBrowser({
+  perPage: 50,
+  filters: () => ({ genre: $('genre-filter').value }),
+  selectedId: () => state.track && state.track.id,
+  onPick: selectTrack,
+  onLoad(res) {
+    const sel = $('genre-filter');
+    if (sel.options.length <= 1) {
+      for (const g of res.genres) sel.add(new Option(g, g));
+    }
+  },
+});
 
 async function selectTrack(track) {
   player.stop();
   state.track = track;
   state.timeline = null;
   state.genre = null;
-  setParam('track', track.id);
-  $('current-track').textContent = `${track.title || track.id}${track.artist ? ' — ' + track.artist : ''}`;
-  for (const li of $('track-list').children) li.classList.toggle('selected', li.dataset.id === track.id);
+  setUrlParam('track', track.id);
+  tracks.showPicked(track);
   $('play').disabled = true;
   $('seek').disabled = true;
   setStatus('loading audio and features…');
@@ -177,7 +170,7 @@ function fillLayers() {
   sel.textContent = '';
   if (!m) return;
   for (const l of m.layers) sel.add(new Option(l, l));
-  sel.value = m.layers.includes(param('layer')) ? param('layer') : m.default_layer;
+  sel.value = m.layers.includes(urlParam('layer')) ? urlParam('layer') : m.default_layer;
 }
 
 async function loadFeatures() {
@@ -190,23 +183,23 @@ async function loadFeatures() {
     assign: assign === 'custom' ? 'deterministic' : assign,
     seed: assign === 'random' && seedText !== '' ? seedText : '',
   };
-  for (const k of ['run', 'layer', 'method', 'scaling', 'per']) setParam(k, opts[k]);
-  setParam('assign', assign);
+  for (const k of ['run', 'layer', 'method', 'scaling', 'per']) setUrlParam(k, opts[k]);
+  setUrlParam('assign', assign);
   const req = ++state.featureRequest;
   const tl = await api(`/api/tracks/${state.track.id}/features?${query(opts)}`);
   if (req !== state.featureRequest) return;   // a newer request superseded this one
   state.timeline = tl;
   if (assign === 'custom') {
-    const p = (param('perm') || '').split(',').map(Number);
+    const p = (urlParam('perm') || '').split(',').map(Number);
     const valid = p.length === N && [...p].sort((a, b) => a - b).every((v, i) => v === i);
     state.perm = valid ? p : tl.permutation;
   } else {
     state.perm = tl.permutation;
-    setParam('perm', null);
+    setUrlParam('perm', null);
   }
   if (assign === 'random') {
     $('seed').value = tl.seed;
-    setParam('seed', tl.seed);
+    setUrlParam('seed', tl.seed);
   }
   ewma.reset();
   buildEditor();
@@ -241,7 +234,7 @@ function frame() {
   }
   for (let k = 0; k < N; k++) {
     const p = params[k];
-    scaled[k] = p.min + Math.min(Math.max(paramValues[k], 0), 1) * (p.max - p.min);
+    scaled[k] = p.min + clamp(paramValues[k], 0, 1) * (p.max - p.min);
   }
   state.viz.update(dt, scaled);
   state.viz.render(renderer);
@@ -287,27 +280,21 @@ async function togglePlay() {
 }
 
 function wire() {
-  $('search').addEventListener('input', debounce(() => { state.page = 1; loadTracks(); }, 250));
-  $('genre-filter').addEventListener('change', () => { state.page = 1; loadTracks(); });
-  $('prev-page').addEventListener('click', () => { state.page -= 1; loadTracks(); });
-  $('next-page').addEventListener('click', () => { state.page += 1; loadTracks(); });
-  $('upload').addEventListener('change', async (e) => {
-    const file = e.target.files[0];
-    if (!file) return;
-    setStatus(`uploading ${file.name}…`);
+  tracks.wire();
+  $('genre-filter').addEventListener('change', guard(tracks.reload));
+  onFileChosen($('upload'), async (file) => {
     try {
       const track = await uploadTrack(file);
-      await loadTracks();
+      await tracks.load();
       await selectTrack(track);
     } catch (err) {
       setStatus(`upload failed: ${err.message}`, true);
     }
-    e.target.value = '';
   });
   $('run').addEventListener('change', () => { fillLayers(); reloadFeatures(); });
   for (const id of ['layer', 'method', 'scaling', 'per']) $(id).addEventListener('change', reloadFeatures);
   $('assign').addEventListener('change', () => {
-    if ($('assign').value !== 'random') setParam('seed', null);
+    if ($('assign').value !== 'random') setUrlParam('seed', null);
     reloadFeatures();
   });
   $('seed').addEventListener('change', reloadFeatures);
@@ -318,9 +305,9 @@ function wire() {
   });
   $('smoothing').addEventListener('input', () => {
     $('smoothing-out').textContent = Number($('smoothing').value).toFixed(2);
-    setParam('smoothing', $('smoothing').value);
+    setUrlParam('smoothing', $('smoothing').value);
   });
-  $('interpolate').addEventListener('change', () => setParam('interp', $('interpolate').checked ? null : '0'));
+  $('interpolate').addEventListener('change', () => setUrlParam('interp', $('interpolate').checked ? null : '0'));
   $('viz').addEventListener('change', () => setViz($('viz').value));
   $('play').addEventListener('click', togglePlay);
   $('seek').addEventListener('input', () => player.seek(Number($('seek').value)));
@@ -333,12 +320,12 @@ function wire() {
 
 async function init() {
   for (const v of VISUALIZATIONS) $('viz').add(new Option(v.title, v.id));
-  for (const id of ['method', 'scaling', 'per', 'assign']) if (param(id)) $(id).value = param(id);
-  if (param('seed')) $('seed').value = param('seed');
-  if (param('smoothing')) $('smoothing').value = param('smoothing');
+  for (const id of ['method', 'scaling', 'per', 'assign']) if (urlParam(id)) $(id).value = urlParam(id);
+  if (urlParam('seed')) $('seed').value = urlParam('seed');
+  if (urlParam('smoothing')) $('smoothing').value = urlParam('smoothing');
   $('smoothing-out').textContent = Number($('smoothing').value).toFixed(2);
-  $('interpolate').checked = param('interp') !== '0';
-  setViz(param('viz', VISUALIZATIONS[0].id));
+  $('interpolate').checked = urlParam('interp') !== '0';
+  setViz(urlParam('viz', VISUALIZATIONS[0].id));
   wire();
   requestAnimationFrame(frame);
   try {
@@ -346,13 +333,12 @@ async function init() {
     state.models = res.models;
     for (const m of res.models) $('run').add(new Option(`${m.id} (${m.kind})`, m.id));
     if (!res.models.length) setStatus('no trained models yet: run "make playground"', true);
-    $('run').value = res.models.some((m) => m.id === param('run')) ? param('run') : res.default;
+    $('run').value = res.models.some((m) => m.id === urlParam('run')) ? urlParam('run') : res.default;
     fillLayers();
-    await loadTracks();
-    const tid = param('track');
+    await tracks.load();
+    const tid = urlParam('track');
     if (tid) {
-      const t = await api(`/api/tracks/${encodeURIComponent(tid)}`);
-      await selectTrack(t);
+      await selectTrack(await getTrack(tid));
     } else {
       setStatus('pick a track or upload a song');
     }

@@ -3,14 +3,18 @@
 // cached by request), then see it (waveform, overlap, the two gain curves the server applied)
 // and hear it (Web Audio, decoded once). "Compare with" renders a second style of the same
 // transition and A/B switches between them at the same position.
+import { AudioPlayer } from './audio/player.js';
+import { api, postJson } from './shared/api.js';
+import { $, debounce, guard, isTextEntry, onFileChosen, setStatus } from './shared/dom.js';
+import { clamp, formatClock, formatDb, formatKhz, formatSeconds, formatTime } from './shared/format.js';
+import { buildTopbar } from './shared/shell.js';
 import {
-  api, debounce, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackLabel, trackMeta, urlParam,
-  removeUploadButton,
-} from './api.js';
-import { AudioPlayer, formatTime } from './player.js';
-import { makeTransport } from './transport.js';
+  fillTrackText, getTrack, removeUploadButton, trackBrowser, trackLabel, uploadTrack,
+} from './shared/tracks.js';
+import { makeTransport } from './shared/transport.js';
+import { setUrlParam, urlParam } from './shared/url.js';
 
-const $ = (id) => document.getElementById(id);
+buildTopbar('crossfade');
 const COLORS = {
   a: '#ff9f5f', b: '#6fdc8c', wave: '#c4cbdb', overlap: 'rgba(95, 179, 255, 0.10)',
   overlapEdge: 'rgba(95, 179, 255, 0.55)', grid: '#2a2f3c', text: '#8b93a7', head: '#ffffff',
@@ -21,7 +25,6 @@ const PRE_ROLL_S = 1.0;                       // "To overlap" starts this long b
 
 const player = new AudioPlayer();
 const state = {
-  tracks: [], page: 1, perPage: 30,
   a: null, b: null,                           // picked tracks
   styles: null,                               // GET /api/crossfade/styles
   results: [],                                // [{res, buffer, label}] (two when comparing)
@@ -30,52 +33,36 @@ const state = {
   lastRequests: [],                           // the bodies sent for the current results
 };
 
-const setParam = setUrlParam;
-
-
-const fmtClock = (t) => `${formatTime(t)}.${Math.floor((Math.max(0, t) % 1) * 10)}`;
-const fmtS = (s) => `${Number(s).toFixed(2)} s`;
-const fmtDb = (db) => `${db > 0 ? '+' : db < 0 ? '−' : '±'}${Math.abs(db).toFixed(1)} dB`;
 const styleName = (s) => s.replace(/_/g, ' ');
 
 // ------------------------------------------------------------------------------ tracks
-async function loadTracks() {
-  const q = query({ q: $('search').value.trim(), page: state.page, per_page: state.perPage });
-  const res = await api(`/api/tracks?${q}`);
-  state.tracks = res.items;
-  const list = $('track-list');
-  list.textContent = '';
-  for (const t of res.items) {
-    const li = document.createElement('li');
-    li.dataset.id = t.id;
-    const text = document.createElement('div');
-    text.className = 'xfade-track-text';
-    text.textContent = t.title || t.id;
-    const small = document.createElement('small');
-    small.textContent = trackMeta(t);
-    text.appendChild(small);
-    li.appendChild(text);
-    for (const slot of ['a', 'b']) {
-      const btn = document.createElement('button');
-      btn.type = 'button';
-      btn.className = `xfade-pick xfade-pick-${slot}`;
-      btn.textContent = slot.toUpperCase();
-      btn.title = slot === 'a' ? 'use as A (fades out)' : 'use as B (fades in)';
-      btn.addEventListener('click', (e) => { e.stopPropagation(); pickTrack(slot, t); });
-      li.appendChild(btn);
-    }
-    if (t.source === 'upload') li.appendChild(removeUploadButton(t, loadTracks));
-    // a click on the row fills A first, then B
-    li.addEventListener('click', () => pickTrack(state.a && !state.b ? 'b' : 'a', t));
-    list.appendChild(li);
+// A row: the title and meta line, an A and a B button (and remove, on this user's uploads).
+function trackRow(t) {
+  const li = document.createElement('li');
+  li.dataset.id = t.id;
+  const text = fillTrackText(document.createElement('div'), t);
+  text.className = 'xfade-track-text';
+  li.appendChild(text);
+  for (const slot of ['a', 'b']) {
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = `xfade-pick xfade-pick-${slot}`;
+    btn.textContent = slot.toUpperCase();
+    btn.title = slot === 'a' ? 'use as A (fades out)' : 'use as B (fades in)';
+    btn.addEventListener('click', (e) => { e.stopPropagation(); pickTrack(slot, t); });
+    li.appendChild(btn);
   }
-  renderPicks();
-  showPager(res);
+  if (t.source === 'upload') li.appendChild(removeUploadButton(t, tracks.load));
+  // a click on the row fills A first, then B
+  li.addEventListener('click', () => pickTrack(state.a && !state.b ? 'b' : 'a', t));
+  return li;
 }
+
+const tracks = trackBrowser({ perPage: 30, item: trackRow, onLoad: () => renderPicks() });
 
 function pickTrack(slot, track) {
   state[slot] = track;
-  setParam(slot, track.id);
+  setUrlParam(slot, track.id);
   renderPicks();
 }
 
@@ -95,10 +82,9 @@ function renderPicks() {
 }
 
 async function uploadAs(slot, file) {
-  setStatus(`uploading ${file.name}…`);
   const track = await uploadTrack(file);
   pickTrack(slot, track);
-  await loadTracks();
+  await tracks.load();
   setStatus(`uploaded ${trackLabel(track)} as ${slot.toUpperCase()}`);
 }
 
@@ -178,10 +164,8 @@ async function renderTransition() {
     const results = [];
     for (const [k, body] of bodies.entries()) {
       setStatus(`rendering ${styleName(body.style)}${bodies.length > 1 ? ` (${k + 1}/${bodies.length})` : ''}…`);
-      const res = await api('/api/crossfade', {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-      });
-      const buffer = await decode(res.audio_url);
+      const res = await postJson('/api/crossfade', body);
+      const buffer = await player.decode(res.audio_url);
       results.push({ res, buffer, label: labelFor(res) });
     }
     player.pause();
@@ -192,7 +176,7 @@ async function renderTransition() {
     await showResult(0, 0);
     renderAB();
     const cached = results.every((r) => r.res.cached);
-    setStatus(`${results.map((r) => r.label).join(' vs ')}: ${fmtS(results[0].res.duration)}`
+    setStatus(`${results.map((r) => r.label).join(' vs ')}: ${formatSeconds(results[0].res.duration)}`
               + (cached ? ' (from the cache)' : '') + ' — press Play');
   } catch (e) {
     $('result').dataset.state = state.results.length ? 'ready' : 'empty';
@@ -208,12 +192,6 @@ function labelFor(res) {
   const mode = s.mode === 'simple' ? '' : s.mode === 'beat_sync' ? ' · beat sync'
     : s.mode === 'cut' ? ' · cut' : ' · neural';
   return `${styleName(s.style)}${mode}`;
-}
-
-async function decode(audioUrl) {
-  const resp = await fetch(audioUrl, { credentials: 'same-origin' });
-  if (!resp.ok) throw new Error(`audio: ${resp.status} ${resp.statusText}`);
-  return player.ctx.decodeAudioData(await resp.arrayBuffer());
 }
 
 // Switch the player to result k, keeping the position (the A/B of compare mode).
@@ -269,15 +247,15 @@ function renderFacts() {
   const rows = [
     ['Mode', modes[s.mode] || s.mode],
     ['Style', styleName(s.style)],
-    ['Overlap', `${fmtS(s.seconds)} · ${fmtS(tl.overlap_start_s)} → ${fmtS(tl.overlap_end_s)}`],
+    ['Overlap', `${formatSeconds(s.seconds)} · ${formatSeconds(tl.overlap_start_s)} → ${formatSeconds(tl.overlap_end_s)}`],
     ['Tempi', s.tempi ? `A ${s.tempi.a.toFixed(1)} bpm · B ${s.tempi.b.toFixed(1)} bpm` : '— (not beat-synced)'],
     ['Stretch', s.stretch_rate !== 1 ? `${s.stretch_percent > 0 ? '+' : ''}${s.stretch_percent.toFixed(2)} % (B × ${s.stretch_rate.toFixed(4)})` : 'none'],
   ];
   if (s.plan) rows.push(['Beats', `${s.plan.beats}${s.plan.octave_factor !== 1 ? ` · B's grid × ${s.plan.octave_factor}` : ''}`]);
   rows.push(
-    ['Trims', `A end ${fmtS(s.trims.a.end_cut_s)} · B start ${fmtS(s.trims.b.start_cut_s)}`],
-    ['Loudness', `B ${fmtDb(s.loudness.gain_db)}${s.loudness.lufs_a !== null ? ` (A ${s.loudness.lufs_a.toFixed(1)}, B ${s.loudness.lufs_b.toFixed(1)} LUFS)` : ''}${s.loudness.peak_limited ? ' · peak-limited' : ''}`],
-    ['Output', `${fmtS(tl.duration_s)} · ${(s.sr / 1000).toFixed(1)} kHz · ${s.channels === 1 ? 'mono' : 'stereo'}${r.res.cached ? ' · cached' : ''}`],
+    ['Trims', `A end ${formatSeconds(s.trims.a.end_cut_s)} · B start ${formatSeconds(s.trims.b.start_cut_s)}`],
+    ['Loudness', `B ${formatDb(s.loudness.gain_db, '±')}${s.loudness.lufs_a !== null ? ` (A ${s.loudness.lufs_a.toFixed(1)}, B ${s.loudness.lufs_b.toFixed(1)} LUFS)` : ''}${s.loudness.peak_limited ? ' · peak-limited' : ''}`],
+    ['Output', `${formatSeconds(tl.duration_s)} · ${formatKhz(s.sr)} · ${s.channels === 1 ? 'mono' : 'stereo'}${r.res.cached ? ' · cached' : ''}`],
   );
   dl($('facts'), rows);
   const m = r.res.measures;
@@ -285,7 +263,7 @@ function renderFacts() {
     dl($('measures'), [
       ['Roughness', `${m.roughness_0_100.toFixed(1)} / 100 (Vassilakis ${m.roughness.toFixed(2)})`],
       ['Dissonance', `${m.dissonance_min.toFixed(3)} (Sethares, min model)`],
-      ['Loudness dip', m.loudness_dip_db === null ? 'overlap too short to measure' : `${fmtDb(m.loudness_dip_db)} at the midpoint`],
+      ['Loudness dip', m.loudness_dip_db === null ? 'overlap too short to measure' : `${formatDb(m.loudness_dip_db, '±')} at the midpoint`],
     ]);
   } else {
     dl($('measures'), [['', r.res.measures_skipped || 'not measured', 'hint']]);
@@ -302,10 +280,7 @@ async function measureCurrent() {
   const k = state.current;
   const body = { ...state.lastRequests[k], measures: true };
   setStatus('measuring the transition…');
-  const res = await api('/api/crossfade', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-  });
-  state.results[k].res = res;
+  state.results[k].res = await postJson('/api/crossfade', body);
   renderFacts();
   setStatus('measured');
 }
@@ -349,7 +324,7 @@ function gainAt(s, which, t) {
   const arr = c[which];
   const tl = s.timeline;
   if (c.span === 'output') {
-    const i = Math.min(arr.length - 1, Math.max(0, Math.floor((t / tl.duration_s) * arr.length)));
+    const i = clamp(Math.floor((t / tl.duration_s) * arr.length), 0, arr.length - 1);
     return arr[i];
   }
   // neural: the ramp covers the overlap; A is whole before it, B after it
@@ -486,7 +461,7 @@ function drawFrame() {
 }
 
 // ------------------------------------------------------------------------------ transport
-const transport = makeTransport(player, { ready: () => !!player.buffer, format: fmtClock });
+const transport = makeTransport(player, { ready: () => !!player.buffer, format: formatClock });
 const { togglePlay, renderPlay, updateClock, seekTo } = transport;
 
 function frame() {
@@ -502,24 +477,15 @@ function frame() {
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey || !player.buffer) return;
   const el = e.target || {};
-  if (el.tagName === 'SELECT' || el.tagName === 'TEXTAREA' || el.tagName === 'BUTTON'
-      || (el.tagName === 'INPUT' && !['range', 'checkbox'].includes(el.type))) return;
+  if (el.tagName === 'BUTTON' || isTextEntry(el)) return;
   if (e.key === ' ') { e.preventDefault(); guard(togglePlay)(); }
   if (e.key.toLowerCase() === 'b' && state.results.length > 1) guard(showResult)(1 - state.current);
 }
 
 function wire() {
-  $('search').addEventListener('input', debounce(guard(() => { state.page = 1; return loadTracks(); }), 250));
-  $('prev-page').addEventListener('click', guard(() => { state.page -= 1; return loadTracks(); }));
-  $('next-page').addEventListener('click', guard(() => { state.page += 1; return loadTracks(); }));
-  for (const slot of ['a', 'b']) {
-    $(`upload-${slot}`).addEventListener('change', guard(async (e) => {
-      const file = e.target.files[0];
-      e.target.value = '';
-      if (file) await uploadAs(slot, file);
-    }));
-  }
-  $('style').addEventListener('change', () => { setParam('style', $('style').value); renderSettings(); });
+  tracks.wire();
+  for (const slot of ['a', 'b']) onFileChosen($(`upload-${slot}`), (file) => uploadAs(slot, file));
+  $('style').addEventListener('change', () => { setUrlParam('style', $('style').value); renderSettings(); });
   $('beat-sync').addEventListener('change', renderSettings);
   $('render').addEventListener('click', guard(renderTransition));
   transport.wire();
@@ -533,7 +499,7 @@ function wire() {
     if (!r) return;
     const rect = e.currentTarget.getBoundingClientRect();
     const f = (e.clientX - rect.left - PAD.left) / (rect.width - PAD.left - PAD.right);
-    await seekTo(Math.min(1, Math.max(0, f)) * r.buffer.duration);
+    await seekTo(clamp(f, 0, 1) * r.buffer.duration);
   }));
   $('ab-0').addEventListener('click', guard(() => showResult(0)));
   $('ab-1').addEventListener('click', guard(() => showResult(1)));
@@ -547,9 +513,9 @@ async function restorePicks() {
     const id = urlParam(slot);
     if (!id) continue;
     try {
-      state[slot] = await api(`/api/tracks/${encodeURIComponent(id)}`);
+      state[slot] = await getTrack(id);
     } catch (e) {
-      setParam(slot, null);
+      setUrlParam(slot, null);
     }
   }
   renderPicks();
@@ -558,7 +524,7 @@ async function restorePicks() {
 async function init() {
   wire();
   requestAnimationFrame(frame);
-  await Promise.all([loadStyles(), loadTracks(), restorePicks()]);
+  await Promise.all([loadStyles(), tracks.load(), restorePicks()]);
   drawStatic();
   setStatus(state.a && state.b ? 'ready to render' : 'pick two tracks: A fades out, B fades in');
 }

@@ -2,15 +2,16 @@
 // then mix the four stems live in the browser (Web Audio; no server round trip per slider
 // move), compare with the original at equal loudness, export on the server with the same dB
 // and pan math, save named mixes and see the personalised gain suggestions.
-import {
-  api, debounce, query, setStatus, uploadTrack, guard, setUrlParam, showPager, trackItem, trackLabel,
-  urlParam,
-} from './api.js';
-import { formatTime } from './player.js';
-import { StemPlayer, fetchError } from './stemplayer.js';
-import { makeTransport } from './transport.js';
+import { StemPlayer } from './audio/stemplayer.js';
+import { api, fetchError, jsonPost, postJson } from './shared/api.js';
+import { $, guard, isTextEntry, onFileChosen, setStatus } from './shared/dom.js';
+import { clamp, formatDb, formatKhz, formatPan, formatTime } from './shared/format.js';
+import { buildTopbar } from './shared/shell.js';
+import { getTrack, trackBrowser, trackLabel, uploadTrack } from './shared/tracks.js';
+import { makeTransport } from './shared/transport.js';
+import { setUrlParam, urlParam } from './shared/url.js';
 
-const $ = (id) => document.getElementById(id);
+buildTopbar('mixer');
 const STEM_ORDER = ['vocals', 'drums', 'bass', 'other'];
 const GAIN_MIN = -60;
 const GAIN_MAX = 12;
@@ -22,7 +23,7 @@ const SOLO_KEYS = ['q', 'w', 'e', 'r'];
 
 const engine = new StemPlayer();
 const state = {
-  tracks: [], page: 1, perPage: 50, track: null,
+  track: null,
   job: null,                 // the job whose stems are (being) loaded
   stems: [],                 // stem names in display order
   mix: emptyMix([]),         // {gains, pans, mutes, solos}
@@ -40,40 +41,27 @@ function emptyMix(stems) {
   };
 }
 
-const setParam = setUrlParam;
-
-
-const fmtDb = (db) => `${db > 0 ? '+' : db < 0 ? '−' : ''}${Math.abs(db).toFixed(1)} dB`;
-const fmtPan = (p) => (Math.abs(p) < 0.005 ? 'C' : `${p < 0 ? 'L' : 'R'}${Math.round(Math.abs(p) * 100)}`);
-const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
-
 // ------------------------------------------------------------------------------ tracks
-async function loadTracks() {
-  const q = query({ q: $('search').value.trim(), page: state.page, per_page: state.perPage });
-  const res = await api(`/api/tracks?${q}`);
-  state.tracks = res.items;
-  const list = $('track-list');
-  list.textContent = '';
-  for (const t of res.items) {
-    state.trackTitles.set(t.id, trackLabel(t));
-    list.appendChild(trackItem(t, { selected: state.track && t.id === state.track.id,
-                                    onPick: selectTrack, onRemoved: loadTracks }));
-  }
-  showPager(res);
-}
+const tracks = trackBrowser({
+  perPage: 50,
+  selectedId: () => state.track && state.track.id,
+  onPick: selectTrack,
+  onLoad(res) {
+    for (const t of res.items) state.trackTitles.set(t.id, trackLabel(t));
+  },
+});
 
 function selectTrack(track) {
   state.track = track;
   state.trackTitles.set(track.id, trackLabel(track));
-  $('current-track').textContent = trackLabel(track);
-  for (const li of $('track-list').children) li.classList.toggle('selected', li.dataset.id === track.id);
+  tracks.showPicked(track);
   $('separate').disabled = false;
 }
 
 async function trackTitle(trackId) {
   if (!state.trackTitles.has(trackId)) {
     try {
-      state.trackTitles.set(trackId, trackLabel(await api(`/api/tracks/${trackId}`)));
+      state.trackTitles.set(trackId, trackLabel(await getTrack(trackId)));
     } catch (e) {
       state.trackTitles.set(trackId, trackId);
     }
@@ -86,12 +74,9 @@ async function startSeparation() {
   $('separate').disabled = true;
   try {
     setStatus(`starting separation of ${state.track.title || state.track.id}…`);
-    const job = await api('/api/mixer/jobs', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ track_id: state.track.id }),
-    });
+    const job = await postJson('/api/mixer/jobs', { track_id: state.track.id });
     state.mixId = null;
-    setParam('mix', null);
+    setUrlParam('mix', null);
     renderMixes();
     await attachJob(job);
   } finally {
@@ -100,10 +85,9 @@ async function startSeparation() {
 }
 
 async function uploadAndSeparate(file) {
-  setStatus(`uploading ${file.name}…`);
   const track = await uploadTrack(file);
   selectTrack(track);
-  await loadTracks();
+  await tracks.load();
   await startSeparation();
 }
 
@@ -113,7 +97,7 @@ async function uploadAndSeparate(file) {
 async function attachJob(job, settings = null) {
   const sameStems = state.job && state.job.id === job.id && engine.loaded && job.state === 'done';
   state.job = job;
-  setParam('job', job.id);
+  setUrlParam('job', job.id);
   if (sameStems) {
     renderJob(job);
     if (settings) applySettings(settings);
@@ -152,7 +136,7 @@ function renderJob(job) {
     $('job-title').textContent = `Stems of ${title}`;
     detail.push(`${job.backend}${job.backend === 'demucs' ? ' ' + job.model : ''}`);
     if (job.duration) detail.push(formatTime(job.duration));
-    if (job.sample_rate) detail.push(`${(job.sample_rate / 1000).toFixed(1)} kHz`);
+    if (job.sample_rate) detail.push(formatKhz(job.sample_rate));
     if (job.cache_hit) detail.push('from the cache');
   } else if (job.state === 'failed') {
     $('job-title').textContent = `Separation of ${title} failed`;
@@ -269,7 +253,7 @@ async function loadStems(job, settings) {
     : `original unavailable: ${engine.originalError}`;
   const lvl = job.mix_lufs === null || job.mix_lufs === undefined
     ? 'Preview level: unmeasured (0 dB).'
-    : `Preview level ${fmtDb(engine.masterDb)} (stems at ${job.mix_lufs.toFixed(1)} LUFS → −14).`;
+    : `Preview level ${formatDb(engine.masterDb)} (stems at ${job.mix_lufs.toFixed(1)} LUFS → −14).`;
   $('preview-level').textContent = lvl;
   if (settings) applySettings(settings);
   else applyMix();
@@ -361,8 +345,8 @@ function applyMix() {
     if (Number(gain.value) !== db) gain.value = String(db);
     if (Number(pan.value) !== p) pan.value = String(p);
     gain.style.setProperty('--f', String((db - GAIN_MIN) / (GAIN_MAX - GAIN_MIN)));
-    row.querySelector('.gain-out').textContent = fmtDb(db);
-    row.querySelector('.pan-out').textContent = fmtPan(p);
+    row.querySelector('.gain-out').textContent = formatDb(db);
+    row.querySelector('.pan-out').textContent = formatPan(p);
     const muted = state.mix.mutes.includes(name);
     const soloed = solos.has(name);
     row.querySelector('.mute').setAttribute('aria-pressed', String(muted));
@@ -442,7 +426,7 @@ function renderSuggestions() {
     ghost.hidden = false;
     ghost.dataset.db = String(db);
     ghost.style.setProperty('--f', String((db - GAIN_MIN) / (GAIN_MAX - GAIN_MIN)));
-    ghost.title = `suggested ${fmtDb(db)}`;
+    ghost.title = `suggested ${formatDb(db)}`;
   }
   const n = s.n_examples;
   $('suggest-info').textContent = s.trained
@@ -506,10 +490,8 @@ async function exportMix() {
   $('export-report').textContent = 'rendering…';
   setStatus(`rendering the ${settings.format} mix on the server…`);
   try {
-    const resp = await fetch(`/api/mixer/jobs/${job.id}/mix`, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(settings),
-    });
+    const resp = await fetch(`/api/mixer/jobs/${job.id}/mix`,
+                             { credentials: 'same-origin', ...jsonPost(settings) });
     if (!resp.ok) throw new Error(`export: ${await fetchError(resp)}`);
     const blob = await resp.blob();
     const disposition = resp.headers.get('Content-Disposition') || '';
@@ -545,7 +527,7 @@ function describeReport(header) {
   else if (Number.isFinite(r.input_lufs) && Number.isFinite(r.gain_db)) {
     parts.push(`${(r.input_lufs + r.gain_db).toFixed(1)} LUFS`);
   }
-  if (Number.isFinite(r.gain_db)) parts.push(`gain ${fmtDb(r.gain_db)}`);
+  if (Number.isFinite(r.gain_db)) parts.push(`gain ${formatDb(r.gain_db)}`);
   if (Number.isFinite(r.sample_peak_dbfs)) parts.push(`peak ${r.sample_peak_dbfs.toFixed(1)} dBFS`);
   if (r.limiter_max_reduction_db > 0.05) {
     parts.push(`limiter up to ${r.limiter_max_reduction_db.toFixed(1)} dB on ` +
@@ -615,12 +597,10 @@ async function saveMix() {
   }
   $('save').disabled = true;
   try {
-    const saved = await api('/api/mixer/mixes', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ job_id: job.id, name, settings: mixSettings() }),
-    });
+    const saved = await postJson('/api/mixer/mixes',
+                                 { job_id: job.id, name, settings: mixSettings() });
     state.mixId = saved.id;
-    setParam('mix', saved.id);
+    setUrlParam('mix', saved.id);
     await loadMixes();
     setStatus(`saved “${saved.name}”`);
     await loadSuggestions(job.id);            // the suggestion model just learned from it
@@ -634,7 +614,7 @@ async function openMix(mixId) {
   const m = await api(`/api/mixer/mixes/${mixId}`);
   if (!m.job) throw new Error(`the stems of “${m.name}” are gone (job ${m.job_id} no longer exists)`);
   state.mixId = m.id;
-  setParam('mix', m.id);
+  setUrlParam('mix', m.id);
   renderMixes();
   $('mix-name').value = m.name;
   await trackTitle(m.track_id);
@@ -646,7 +626,7 @@ async function openMix(mixId) {
 
 async function deleteMix(m) {
   await api(`/api/mixer/mixes/${m.id}`, { method: 'DELETE' });
-  if (state.mixId === m.id) { state.mixId = null; setParam('mix', null); }
+  if (state.mixId === m.id) { state.mixId = null; setUrlParam('mix', null); }
   await loadMixes();
   setStatus(`deleted “${m.name}”`);
   if (state.job && engine.loaded) await loadSuggestions(state.job.id);
@@ -657,9 +637,7 @@ async function deleteMix(m) {
 function onKey(e) {
   if (e.ctrlKey || e.metaKey || e.altKey || !engine.loaded) return;
   const el = e.target || {};
-  const typing = el.tagName === 'SELECT' || el.tagName === 'TEXTAREA'
-    || (el.tagName === 'INPUT' && !['range', 'checkbox', 'button'].includes(el.type));
-  if (typing) return;
+  if (isTextEntry(el)) return;
   const key = e.key.toLowerCase();
   if (key === ' ') {
     if (el.tagName === 'BUTTON') return;        // space clicks the focused button itself
@@ -675,14 +653,8 @@ function onKey(e) {
 }
 
 function wire() {
-  $('search').addEventListener('input', debounce(guard(() => { state.page = 1; return loadTracks(); }), 250));
-  $('prev-page').addEventListener('click', guard(() => { state.page -= 1; return loadTracks(); }));
-  $('next-page').addEventListener('click', guard(() => { state.page += 1; return loadTracks(); }));
-  $('upload').addEventListener('change', guard(async (e) => {
-    const file = e.target.files[0];
-    e.target.value = '';
-    if (file) await uploadAndSeparate(file);
-  }));
+  tracks.wire();
+  onFileChosen($('upload'), uploadAndSeparate);
   $('separate').addEventListener('click', guard(startSeparation));
   $('retry').addEventListener('click', guard(retryJob));
   transport.wire();
@@ -701,7 +673,7 @@ async function init() {
   wire();
   renderNormalize();
   requestAnimationFrame(frame);
-  await Promise.all([loadTracks(), loadMixes()]);
+  await Promise.all([tracks.load(), loadMixes()]);
   // a shared or reloaded address: ?mix= opens the mix, ?job= follows the job
   const mixId = urlParam('mix');
   const jobId = urlParam('job');
@@ -709,7 +681,7 @@ async function init() {
     try {
       await openMix(mixId);
     } catch (e) {
-      setParam('mix', null);
+      setUrlParam('mix', null);
       throw e;
     }
   } else if (jobId) {

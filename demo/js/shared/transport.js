@@ -1,9 +1,7 @@
 // The play button, seek bar and clock of the mixer and crossfade pages (#play, #seek, #clock),
 // for any player with playing, play(), pause(), seek(t), currentTime() and duration.
-import { guard } from './api.js';
-import { formatTime } from './player.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, guard } from './dom.js';
+import { formatTime } from './format.js';
 
 export function makeTransport(player, { ready, format = formatTime }) {
   let seeking = false;     // the user holds the seek thumb: the clock shows where it is

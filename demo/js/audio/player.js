@@ -4,6 +4,8 @@
 // playback position is derived from AudioContext.currentTime (sample-accurate), not from a
 // frame counter or <audio>.currentTime. The position reported to the visuals is what the
 // listener hears now: the context time minus the output latency of the device.
+import { clamp } from '../shared/format.js';
+
 export class AudioPlayer {
   constructor() {
     this.ctx = new AudioContext({ latencyHint: 'interactive' });
@@ -26,12 +28,16 @@ export class AudioPlayer {
     return (c.outputLatency || 0) + (c.baseLatency || 0);
   }
 
-  async load(url) {
-    this.stop();
+  // Fetch and decode an audio file into an AudioBuffer of this player's context.
+  async decode(url) {
     const resp = await fetch(url, { credentials: 'same-origin' });
     if (!resp.ok) throw new Error(`audio: ${resp.status} ${resp.statusText}`);
-    const data = await resp.arrayBuffer();
-    this.buffer = await this.ctx.decodeAudioData(data);
+    return this.ctx.decodeAudioData(await resp.arrayBuffer());
+  }
+
+  async load(url) {
+    this.stop();
+    this.buffer = await this.decode(url);
     this.offset = 0;
     return this.buffer;
   }
@@ -41,7 +47,7 @@ export class AudioPlayer {
     if (!this.buffer) return 0;
     if (!this.playing) return this.offset;
     const t = this.offset + (this.ctx.currentTime - this.startedAt) - this.latency();
-    return Math.min(Math.max(t, 0), this.buffer.duration);
+    return clamp(t, 0, this.buffer.duration);
   }
 
   async play() {
@@ -84,12 +90,7 @@ export class AudioPlayer {
   async seek(t) {
     const wasPlaying = this.playing;
     this.stop();
-    this.offset = Math.min(Math.max(t, 0), this.duration);
+    this.offset = clamp(t, 0, this.duration);
     if (wasPlaying) await this.play();
   }
-}
-
-export function formatTime(t) {
-  const s = Math.max(0, Math.floor(t));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }

@@ -9,6 +9,8 @@
 // the whole mix on every slider move). Sources are one-shot: pause and seek recreate them.
 // A/B switches between the two buses at the same position; the master gain is set once from
 // the stems' measured loudness so both play at about PREVIEW_LUFS.
+import { fetchError } from '../shared/api.js';
+import { clamp } from '../shared/format.js';
 
 export const PREVIEW_LUFS = -14;           // streaming level, the export's default target too
 const SMOOTHING_S = 0.015;                 // setTargetAtTime constant: no zipper noise, ~0.1 s settle
@@ -18,14 +20,6 @@ const START_AHEAD_S = 0.03;                // schedule all sources on one future
 
 // The one place the page turns dB into a linear factor (as mixer_render.db_to_gain).
 export function dbToGain(db) { return 10 ** (db / 20); }
-
-export async function fetchError(resp) {
-  try {
-    const body = await resp.json();
-    if (body && body.error) return body.error;
-  } catch (e) { /* not JSON */ }
-  return `${resp.status} ${resp.statusText}`;
-}
 
 export class StemPlayer {
   constructor() {
@@ -166,14 +160,14 @@ export class StemPlayer {
     const gains = StemPlayer.stemGains([...this.channels.keys()], mix);
     for (const [name, ch] of this.channels) {
       this._set(ch.gain.gain, gains[name]);
-      this._set(ch.pan.pan, Math.max(-1, Math.min(1, (mix.pans && mix.pans[name]) || 0)));
+      this._set(ch.pan.pan, clamp((mix.pans && mix.pans[name]) || 0, -1, 1));
     }
   }
 
   // Preview level: the stems summed at 0 dB measured mixLufs (server side, BS.1770).
   setPreviewLoudness(mixLufs) {
     const [lo, hi] = MASTER_RANGE_DB;
-    this.masterDb = Number.isFinite(mixLufs) ? Math.max(lo, Math.min(hi, PREVIEW_LUFS - mixLufs)) : 0;
+    this.masterDb = Number.isFinite(mixLufs) ? clamp(PREVIEW_LUFS - mixLufs, lo, hi) : 0;
     this._set(this.master.gain, dbToGain(this.masterDb));
   }
 
@@ -235,7 +229,7 @@ export class StemPlayer {
   async seek(t) {
     const wasPlaying = this.playing;
     this.pause();
-    this.offset = Math.max(0, Math.min(t, this.duration));
+    this.offset = clamp(t, 0, this.duration);
     if (wasPlaying) await this.play();
   }
 
