@@ -7,9 +7,18 @@ factory fixture where a test needs to make several)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
+
+# librosa compiles some functions with numba and caches the machine code next to its own
+# files; two fresh pytest-xdist workers writing that cache at once once crashed a CI run with a
+# segmentation fault. Each worker gets a cache of its own (set before anything imports numba).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    worker = f"deepaudio-numba-{os.getuid()}-{os.environ['PYTEST_XDIST_WORKER']}"
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), worker))
 
 import pytest
 import torch

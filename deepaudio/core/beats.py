@@ -170,15 +170,30 @@ def dp_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.nda
     return beats[lo:hi + 1]
 
 
+def _spectrograms(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrogram (F, T) and 64-band log-mel spectrogram in dB (64, T) of the mono mix
+    of ``audio`` (C, N), at ``ANALYSIS_SR`` with hop ``HOP``."""
+    import librosa
+
+    y = resample(np.asarray(audio, dtype=np.float32).reshape(-1, np.shape(audio)[-1])
+                 .mean(axis=0, keepdims=True), sr, ANALYSIS_SR)[0]
+    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
+    mel_fb = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=64, fmax=8000)
+    return spec, librosa.power_to_db(mel_fb @ spec, ref=1.0, top_db=80.0)
+
+
+def estimate_tempo(audio: np.ndarray, sr: int) -> float:
+    """The global tempo in bpm of ``audio`` (C, N) or (N,): the beat tracker's estimate (one
+    autocorrelation of the spectral-flux envelope with a log-normal prior around 120 bpm),
+    without tracking the beats. NumPy only (librosa's ``beat_track`` compiles numba code)."""
+    return _global_tempo(_flux(_spectrograms(audio, sr)[1]))
+
+
 def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
     """Beat grid of ``audio`` (C, N); ``start`` is its offset in seconds within the song."""
     import librosa
 
-    y = resample(np.asarray(audio, dtype=np.float32).mean(axis=0, keepdims=True), sr,
-                 ANALYSIS_SR)[0]
-    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
-    mel_fb = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=64, fmax=8000)
-    mel_db = librosa.power_to_db(mel_fb @ spec, ref=1.0, top_db=80.0)
+    spec, mel_db = _spectrograms(audio, sr)
     low = librosa.mel_frequencies(n_mels=66, fmax=8000)[1:-1] < LOW_HZ
     env, low_env = _flux(mel_db), _flux(mel_db[low])
     chroma = librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec

@@ -16,7 +16,8 @@ those same saturated values):
  4    spectral centroid    mean centroid / 8 kHz
  5    spectral rolloff     mean 85 % rolloff / 11.025 kHz
  6    spectral flux        mean onset strength / (1 + mean onset strength)
- 7    tempo                beat-tracked BPM, (bpm - 60) / 140, clipped
+ 7    tempo                the beat tracker's global tempo in BPM, (bpm - 60) / 140,
+                           clipped (:func:`deepaudio.core.beats.estimate_tempo`)
  8-12 band energies        share of spectral energy below 60 Hz, 60-250 Hz, 250 Hz-2 kHz,
                            2-6 kHz and above 6 kHz (they sum to 1)
 13-22 genre                the trained classifier's probabilities (its genres in sorted
@@ -47,9 +48,10 @@ import torch
 from torch import nn
 
 from deepaudio.core.audio import audio_info, load_audio
+from deepaudio.core.beats import estimate_tempo
+from deepaudio.mixer.stems import STEMS
 from deepaudio.networks.preference import N_FEATURES, PreferenceNet
 
-STEMS = ("drums", "bass", "other", "vocals")
 GENRE_SLOTS = 10
 GAIN_SCALE_DB = 24.0        # tanh output x 24 dB: relative gains up to +-24 dB
 LR = 3e-3
@@ -73,7 +75,7 @@ def track_features(path, *, genre_probabilities: dict[str, float] | None = None,
     rolloff = float(librosa.feature.spectral_rolloff(S=S, sr=sr, roll_percent=0.85).mean())
     onset = librosa.onset.onset_strength(S=librosa.amplitude_to_db(S, ref=np.max), sr=sr)
     flux = float(onset.mean())
-    tempo = float(np.atleast_1d(librosa.beat.beat_track(onset_envelope=onset, sr=sr)[0])[0])
+    tempo = estimate_tempo(y, sr)
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
     power = (S ** 2).sum(axis=1)
     edges = [0, 60, 250, 2000, 6000, sr / 2 + 1]

@@ -451,6 +451,8 @@ def test_track_features_are_real_and_unsaturated(song, classifier_run):
     assert np.all((v >= 0) & (v <= 1)) and v[13:].sum() == 0
     assert v[8:13].sum() == pytest.approx(1.0, abs=1e-5)
     assert 0.05 < v[2] < 0.95 and 0.0 < v[4] < 0.9 and 0.0 < v[7] < 1.0   # rms, centroid, tempo
+    drawn = render_track("Rock", 3, seed=1, seconds=0.05)[1]["bpm"]     # the song's tempo
+    assert 60 + 140 * v[7] == pytest.approx(drawn, rel=0.04)
     probs = genre_probabilities(path, classifier_run)
     g = track_features(path, genre_probabilities=probs)
     assert g[13:13 + len(probs)].sum() == pytest.approx(1.0, abs=1e-4)
