@@ -1,11 +1,12 @@
-"""Song → mapped feature timeline: seconds per request, cold and warm, against the reference.
+"""Song → mapped feature timeline: seconds per request, cold and warm, against what the
+deep-audioviz-experiments server did.
 
 For a 30 s and a 4 min track (decode included), prints:
-  * baseline   what the reference server did per request: rebuild the model and load its
+  * baseline   what that server did per request: rebuild the model and load its
                weights, decode and preprocess the whole track, encode, load the mapper, map
   * cold       our first request in a fresh process state: model and mapping loaded once
   * warm       later requests: the model and mapping are cached in the process
-  (both at the reference's hop: back-to-back segments)
+  (both at that server's hop: back-to-back segments)
   * warm 10 fps  warm, with overlapping segments every 0.1 s (smooth visuals)
 The target is a 4 min track in under 2 s warm on 2 cores.
 
@@ -68,7 +69,7 @@ def main() -> None:
     for label, song in (("30 s", short), ("4 min", long)):
         base = min(timed(lambda s=song: reference_request(s, run, mapping_file))
                    for _ in range(2))
-        hop = get_run(run).segment_length()      # the reference's back-to-back segments
+        hop = get_run(run).segment_length()      # that server's back-to-back segments
         _RUNS.clear()
         _MAPPINGS.clear()
         cold = timed(lambda s=song, h=hop: mapped_timeline(s, run, method="pca", fps=30,

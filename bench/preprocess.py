@@ -1,7 +1,7 @@
-"""Preprocessing throughput: `data_processor.py process` (mfcc mode) against the reference.
+"""Preprocessing throughput: `data_processor.py process` (mfcc mode) against the original way.
 
 Prints tracks/s for
-  * baseline   what the reference did: sequential librosa.load(sr=44100) + librosa.feature.mfcc
+  * baseline   deep-audioviz-experiments' way: sequential librosa.load + librosa.feature.mfcc
   * decode     the floor: decoding alone (soundfile, mono), sequential
   * process/1  our pipeline with one worker (decode, MFCC, segment, cache, scaler, HDF5)
   * process/2  the same with two worker processes
@@ -50,7 +50,7 @@ def main() -> None:
     reference_mfcc(files[0])                 # warm-up: imports and numba JIT, not timed
     base = timed(lambda: [reference_mfcc(f) for f in files])
     decode = timed(lambda: [load_audio(f, sr=44100) for f in files])
-    rows = [("baseline (reference)", base), ("decode only (floor)", decode)]
+    rows = [("baseline (original)", base), ("decode only (floor)", decode)]
     for workers in (1, 2):
         out = Path(tempfile.mkdtemp(prefix="bench-pre-"))
         cfg = load_config(DatasetConfig, {

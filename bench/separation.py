@@ -6,7 +6,7 @@ fresh process so peak RSS is its own:
 
   * direct     demucs.pretrained.get_model + decode + apply_model(shifts=1, split=True) on the
                whole track, output kept in memory (what Separator.separate_tensor does)
-  * ours       mixer_separation.separate: the same chunks streamed to disk as 24-bit FLAC stems
+  * ours       deepaudio.mixer.separate: the same chunks streamed to disk as 24-bit FLAC stems
   * dsp        the weight-free backend: real-time factor
   * mix        4-stem, 4-minute server renders (gain, pan, LUFS + true-peak ceiling; one
                drum-heavy mix with and without the limiter) with the stems cached in

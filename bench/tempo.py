@@ -1,7 +1,7 @@
 """Tempo accuracy of the crossfade's beat tracker on the sample set, against the drawn tempo.
 
 The sample generator draws every track's tempo, so the truth is known. For each sample track
-``crossfade_beats.analyse_beats`` runs on the whole 30 s clip, and its tempo is compared with
+``deepaudio.core.beats.analyse_beats`` runs on the whole 30 s clip, and its tempo is compared with
 the drawn one:
 
   * right      within 4 %

@@ -1,3 +1,6 @@
+"""Processed datasets: partitions, the HDF5 layout, scalers fitted on train, resume after
+a full disk and SIGKILL, shards, bad input and configs, the CLI."""
+
 import errno
 import json
 import os
@@ -8,7 +11,6 @@ import time
 from pathlib import Path
 
 import h5py
-import librosa
 import numpy as np
 import pytest
 
@@ -19,13 +21,10 @@ from deepaudio.core.datasets import read_partition, read_scaler
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.features import (
     apply_scaler,
-    mfcc_segments,
-    raw_frame_segments,
-    spectrum_segments,
 )
 from deepaudio.core.files import atomic_write_bytes
 from deepaudio.data import process
-from deepaudio.data.config import NO_LABEL, DatasetConfig, is_train, segment_seconds
+from deepaudio.data.config import NO_LABEL, DatasetConfig, is_train
 from deepaudio.data.fma import fma_audio_path, load_fma_tracks
 from deepaudio.data.process import merge_shards, partition_names, partition_tracks, process_dataset
 
@@ -59,44 +58,6 @@ def assert_same(a: dict, b: dict):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-# --- features -------------------------------------------------------------------------------
-
-def test_mfcc_segments_match_librosa_and_published_shape():
-    y = np.random.default_rng(0).standard_normal(30 * 44100).astype(np.float32) * 0.1
-    segs = mfcc_segments(y, 44100)
-    assert segs.shape == (31, 64, 96)      # 31 segments of 0.96 s per 30 s clip
-    ref = librosa.feature.mfcc(y=y, sr=44100, n_mfcc=64, n_fft=1102, hop_length=441)
-    np.testing.assert_allclose(segs[3], ref[:, 3 * 96:4 * 96], rtol=1e-5, atol=1e-4)
-
-
-def test_overlapping_mfcc_segments():
-    y = np.random.default_rng(1).standard_normal(5 * 44100).astype(np.float32) * 0.1
-    whole = mfcc_segments(y, 44100)
-    half = mfcc_segments(y, 44100, segment_hop=48)
-    assert whole.shape == (5, 64, 96) and half.shape == (2 * 5 - 1, 64, 96)
-    np.testing.assert_array_equal(half[::2], whole)          # every other one is the same
-    np.testing.assert_array_equal(half[1, :, :48], whole[0, :, 48:])
-    cfg = load_config(DatasetConfig, {"name": "x", "segment_hop": 48})
-    assert segment_seconds(cfg) == pytest.approx((0.96, 0.48))
-
-
-def test_spectrum_segments_peak_at_the_tone():
-    sr = 22050
-    y = np.sin(2 * np.pi * 1000 * np.arange(sr * 2) / sr).astype(np.float32)
-    spec = spectrum_segments(y, window_size=11025, hop_length=5512)
-    assert spec.shape == (1 + (2 * sr - 11025) // 5512, 5513)
-    assert np.all(np.argmax(spec, axis=1) == 500)   # 1000 Hz / (22050 / 11025) Hz per bin
-    assert spectrum_segments(y[:100]).shape == (0, 5513)
-
-
-def test_raw_frames():
-    y = np.arange(50, dtype=np.float32)
-    f = raw_frame_segments(y, segment_samples=16)
-    assert f.shape == (3, 16) and f[1, 0] == 16
-
-
-# --- partitions -----------------------------------------------------------------------------
-
 def test_partitions_are_seeded_disjoint_and_complete(tmp_path):
     ids = np.arange(100, 200)
     cfg = load_config(DatasetConfig, {"name": "p", "num_train_partitions": 3, "seed": 5})
@@ -118,8 +79,6 @@ def test_too_few_tracks_for_partitions():
     with pytest.raises(ConfigError, match="num_train_partitions"):
         partition_tracks(np.arange(5), cfg)
 
-
-# --- process --------------------------------------------------------------------------------
 
 def test_process_layout_labels_and_determinism(sample_set, tmp_path, cfg_of):
     cfg = cfg_of(sample_set, tmp_path / "a", segments_per_track=3)
@@ -378,8 +337,6 @@ def test_no_readable_track_is_an_error(tmp_path):
         process_dataset(cfg)
     assert not cfg.h5_path.exists()
 
-
-# --- CLI ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("patch, key", [
     ({"do_re_sample": "false"}, "do_re_sample"),

@@ -1,18 +1,15 @@
-import csv
-import json
+"""The WaveNet autoencoder: mu-law, shapes, causality, fast generation equal to naive
+(greedy and sampled, float32 and batched), presets and config errors."""
 
-import h5py
+
 import numpy as np
 import pytest
 import torch
 
 from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import ToolkitError
-from deepaudio.crossfade.neural import embedding_crossfade
-from deepaudio.networks.checkpoint import load_wavenet
 from deepaudio.networks.wavenet import (
     HOP,
-    SR,
     WaveNetAutoencoder,
     WaveNetConfig,
     generation_speed,
@@ -21,9 +18,7 @@ from deepaudio.networks.wavenet import (
     mu_law_encode,
     preset,
 )
-from deepaudio.training.wavenet import train_wavenet
 
-HOP = HOP
 # 3 + 6 layers, dilations 1, 2, 4: encoder sees ±8 samples, decoder 16 samples back
 TINY = {"enc_layers": 3, "enc_channels": 6, "dec_layers": 6, "residual_channels": 8,
         "skip_channels": 8, "dilation_cycle": 3, "bottleneck": 4}
@@ -54,9 +49,6 @@ def random_audio(batch: int, n: int, seed: int = 2) -> torch.Tensor:
     return 0.5 * torch.randn(batch, n, generator=gen, dtype=torch.float64).clamp(-1, 1)
 
 
-# ---------------------------------------------------------------------------------------------
-# mu-law
-
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_mu_law_round_trip(kind):
     x = np.linspace(-1, 1, 20001)
@@ -86,9 +78,6 @@ def test_mu_law_numpy_and_torch_agree():
     assert np.array_equal(mu_law_encode(x), mu_law_encode(torch.from_numpy(x)).numpy())
     assert mu_law_decode(np.arange(256)).dtype == np.float32
 
-
-# ---------------------------------------------------------------------------------------------
-# networks
 
 def test_shapes_and_non_causal_encoder():
     m = tiny_model()
@@ -186,9 +175,6 @@ def test_generation_speed_and_progress():
     assert generation_speed(m, 200, method="fast") > 0
 
 
-# ---------------------------------------------------------------------------------------------
-# configs and presets
-
 def test_presets():
     small, nsynth = preset("small"), preset("nsynth")
     assert small == WaveNetConfig()
@@ -209,107 +195,3 @@ def test_presets():
 def test_bad_config_rejected_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         make_config("small", overrides)
-
-
-# ---------------------------------------------------------------------------------------------
-# training, checkpoints, loading
-
-@pytest.fixture(scope="module")
-def clips_h5(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wn") / "clips.h5"
-    t = np.arange(3 * HOP) / SR
-    rng = np.random.default_rng(0)
-    clips = [0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)
-             for f in (220, 330, 440)]
-    with h5py.File(path, "w") as f:
-        f.create_dataset("clips", data=np.float32(clips))
-        f.attrs["sr"], f.attrs["clip_seconds"] = SR, 3 * HOP / SR
-    return path
-
-
-def train(h5, run, steps, **kw):
-    return train_wavenet(h5, run, steps=steps, batch_size=2, crop=2 * HOP,
-                            config_overrides=TINY, progress=False, **kw)
-
-
-def test_training_resume_equals_uninterrupted(clips_h5, tmp_path):
-    whole = train(clips_h5, tmp_path / "whole", 3)
-    train(clips_h5, tmp_path / "split", 2)
-    resumed = train(clips_h5, tmp_path / "split", 3, resume=True)    # steps is the total
-    assert whole["steps"] == resumed["steps"] == 3 and resumed["steps_this_call"] == 1
-    again = train(clips_h5, tmp_path / "split", 3, resume=True)      # finished: nothing to do
-    assert again["steps"] == 3 and again["steps_this_call"] == 0
-    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
-    assert a["step"] == b["step"] == 3
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
-    assert {"model", "optimizer", "step", "rng"} <= set(a)
-    rows_a = list(csv.DictReader(open(tmp_path / "whole" / "metrics.csv")))
-    rows_b = list(csv.DictReader(open(tmp_path / "split" / "metrics.csv")))
-    assert [r["step"] for r in rows_b] == ["1", "2", "3"] and set(rows_b[0]) == {
-        "step", "loss", "wall_seconds"}
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
-    assert whole["final_loss"] == resumed["final_loss"]
-    assert float(rows_b[0]["loss"]) == pytest.approx(np.log(256), rel=0.1)   # ~uniform at init
-    stored = json.loads((tmp_path / "whole" / "config.json").read_text())
-    assert stored["model"] == make_config("small", TINY).__dict__ and stored["seed"] == 0
-    # a finished run is not silently overwritten, and resuming with other settings is refused
-    with pytest.raises(ToolkitError, match="resume"):
-        train(clips_h5, tmp_path / "whole", 1)
-    with pytest.raises(ToolkitError, match="'lr'"):
-        train(clips_h5, tmp_path / "whole", 1, resume=True, lr=1e-3)
-
-
-def test_load_wavenet(clips_h5, tmp_path):
-    with pytest.raises(ToolkitError, match="config.json"):
-        load_wavenet(tmp_path / "nothing")
-    train(clips_h5, tmp_path / "run", 1)
-    model = load_wavenet(tmp_path / "run")
-    assert not model.training and model.cfg == make_config("small", TINY)
-    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
-    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
-    (tmp_path / "run" / "last.pt").unlink()
-    with pytest.raises(ToolkitError, match="last.pt"):
-        load_wavenet(tmp_path / "run")
-
-
-def test_training_rejects_bad_input(clips_h5, tmp_path):
-    with pytest.raises(ToolkitError, match="not found"):
-        train(tmp_path / "missing.h5", tmp_path / "run", 1)
-    with pytest.raises(ToolkitError, match="shorter"):
-        train_wavenet(clips_h5, tmp_path / "run", steps=1, crop=4 * HOP,
-                         config_overrides=TINY, progress=False)
-    with pytest.raises(ToolkitError, match="multiple of 512"):
-        train_wavenet(clips_h5, tmp_path / "run", steps=1, crop=1000, progress=False)
-    with pytest.raises(ConfigError, match="'layers'"):
-        train_wavenet(clips_h5, tmp_path / "run", steps=1, config_overrides={"layers": 3},
-                         progress=False)
-    assert not (tmp_path / "run").exists()                 # nothing written on bad input
-
-
-# ---------------------------------------------------------------------------------------------
-# crossfade through the embedding
-
-def test_embedding_crossfade():
-    m = tiny_model(dtype=torch.float32)
-    rng = np.random.default_rng(0)
-    t = 2 * HOP + 100
-    a, b = (0.3 * rng.standard_normal(t)).astype(np.float32), np.zeros(t, np.float32)
-    b[::50] = 0.9
-    out = embedding_crossfade(m, a, b, np.ones(2), np.zeros(2))
-    assert out["audio"].shape == (t,) and out["audio"].dtype == np.float32
-    assert all(out[k].shape == (TINY["bottleneck"], 2) for k in ("enc_a", "enc_b", "enc_mix"))
-    assert np.array_equal(out["enc_mix"], out["enc_a"])
-    assert not np.allclose(out["enc_a"], out["enc_b"])
-    assert np.allclose(out["enc_a"], m.encode(a[None, :2 * HOP])[0].numpy())
-    half = embedding_crossfade(m, a, b, np.full(2, 0.5), np.full(2, 0.5), batch=False,
-                                  sampling="sample", seed=3)
-    assert np.allclose(half["enc_a"], out["enc_a"], atol=1e-6)
-    assert np.allclose(half["enc_mix"], (out["enc_a"] + out["enc_b"]) / 2, atol=1e-6)
-    codes = torch.from_numpy(half["enc_mix"])[None]
-    assert np.array_equal(half["audio"], m.generate(codes, t, sampling="sample", seed=3)[0])
-    with pytest.raises(ToolkitError, match="g_in"):
-        embedding_crossfade(m, a, b, np.ones(2), np.zeros(3))
-    with pytest.raises(ToolkitError, match="equal length"):
-        embedding_crossfade(m, a, b[:-1], np.ones(2), np.zeros(2))

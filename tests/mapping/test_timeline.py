@@ -1,15 +1,13 @@
+"""Timelines: assignments, EWMA and interpolation, blur, range scaling, fps, the DSP
+baseline, the CLI's errors."""
+
 import json
 
 import numpy as np
 import pytest
 
 from deepaudio.cli import mapping as mapping_cli
-from deepaudio.core.audio import load_audio
-from deepaudio.core.datasets import read_partition
 from deepaudio.core.errors import ToolkitError
-from deepaudio.data.fma import fma_audio_path, load_fma_tracks
-from deepaudio.mapping.encode import encode_partition, encode_track
-from deepaudio.mapping.mappings import METHODS, Mapping, fit_mapping
 from deepaudio.mapping.timeline import (
     assign_parameters,
     dsp_band_timeline,
@@ -19,74 +17,6 @@ from deepaudio.mapping.timeline import (
     multiscale_blur,
     scale_to_range,
 )
-
-
-@pytest.fixture(scope="module")
-def song(sample_set):
-    tid = int(load_fma_tracks(sample_set / "fma_metadata").index[0])
-    return fma_audio_path(sample_set / "fma_small", tid)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("scaling, per", [("standard", "features"), ("minmax", "across")])
-def test_every_mapping_is_in_unit_range_and_shaped(ae_run, song, method, scaling, per):
-    m = fit_mapping(ae_run, method, scaling=scaling, per=per)
-    feats = encode_track(song, ae_run)
-    out = m.transform(feats.frames)
-    assert out.shape == (len(feats.frames), 10) and out.dtype == np.float32
-    assert out.min() >= 0 and out.max() <= 1
-
-
-@pytest.mark.parametrize("method", ["pca", "kmeans", "kmeans-pca"])
-def test_classifier_layers_map_to_ten(classifier_run, song, method):
-    feats = encode_track(song, classifier_run, "L9")
-    assert feats.frames.shape[1] == 32          # fc_units of the tiny classifier
-    out = fit_mapping(classifier_run, method, layer="L9").transform(feats.frames)
-    assert out.shape == (len(feats.frames), 10) and 0 <= out.min() and out.max() <= 1
-    with pytest.raises(ToolkitError, match="raw mapping needs 10"):
-        fit_mapping(classifier_run, "raw", layer="L9")
-
-
-def test_mappings_are_fitted_on_train_only(ae_run):
-    m = fit_mapping(ae_run, "pca", scaling="minmax")
-    train = np.concatenate([encode_partition(ae_run, p) for p in
-                            ("partition_train_0", "partition_train_1")])
-    test = encode_partition(ae_run, "partition_test")
-    scaler = m.steps[0]
-    np.testing.assert_allclose(scaler.data_min_, train.min(0), rtol=1e-6)
-    np.testing.assert_allclose(scaler.data_max_, train.max(0), rtol=1e-6)
-    assert len(test) > 0 and scaler.n_samples_seen_ == len(train)
-    assert m.transform(train).min() == 0.0 and m.transform(train).max() == 1.0
-
-
-def test_save_load_round_trip_is_identical(ae_run, song, tmp_path):
-    m = fit_mapping(ae_run, "kmeans-pca")
-    x = encode_track(song, ae_run).frames
-    m.save(tmp_path / "m.joblib")
-    again = Mapping.load(tmp_path / "m.joblib")
-    np.testing.assert_array_equal(m.transform(x), again.transform(x))
-    with pytest.raises(ToolkitError, match="not found"):
-        Mapping.load(tmp_path / "missing.joblib")
-
-
-def test_encode_track_hop_and_array_input(ae_run, song):
-    a = encode_track(song, ae_run)
-    b = encode_track(song, ae_run, hop_seconds=0.48)
-    assert a.fps == pytest.approx(1 / 0.96) and b.fps == pytest.approx(1 / 0.48)
-    assert len(b.frames) == 2 * len(a.frames) - 1
-    np.testing.assert_allclose(b.frames[::2], a.frames, atol=1e-5)  # same segments, batched
-    assert a.start == pytest.approx(0.48)
-    audio, sr = load_audio(song, mono=False)
-    c = encode_track((audio, sr), ae_run)
-    np.testing.assert_allclose(c.frames, a.frames, atol=1e-5)
-    with pytest.raises(ToolkitError, match="shorter than one"):
-        encode_track((audio[:, :1000], sr), ae_run)
-
-
-def test_spectrum_model_timeline(spectrum_run, song):
-    feats = encode_track(song, spectrum_run, hop_seconds=1 / 60)
-    assert feats.fps == pytest.approx(22050 / 368) and feats.frames.shape[1] == 10
-    assert len(feats.frames) > 300
 
 
 def test_same_seed_same_permutation():
@@ -182,10 +112,3 @@ def test_cli_errors(ae_run, tmp_path, capsys):
     assert "file not found" in capsys.readouterr().err
     assert mapping_cli.main(["fit", "--run", str(tmp_path / "norun"), "--method", "pca"]) == 2
     assert "not found" in capsys.readouterr().err
-
-
-def test_partition_encodings_match_stored_segments(ae_run):
-    info = json.loads((ae_run / "dataset.json").read_text())
-    segs = read_partition(info["dataset_path"], "partition_cv")["segment_data"]
-    enc = encode_partition(ae_run, "partition_cv")
-    assert enc.shape == (len(segs), 10)

@@ -1,4 +1,4 @@
-"""The crossfade blueprint (crossfade_api.py) through Flask's test client, on the 6 s
+"""The crossfade blueprint (deepaudio.web.crossfade) through Flask's test client, on the 6 s
 sample-set tracks: renders, the content-addressed cache, validation and error codes."""
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""The app itself: CORS, the secret key, static files, server config errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from deepaudio.core.config import ConfigError
+from deepaudio.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[2]     # the checkout
+
+
+def test_cors_same_origin_by_default(client, sample_set, playground_models, tmp_path, make_app,
+                                     wav_bytes):
+    r = client.get("/api/health", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+    w = client.post("/api/tracks", headers={"Origin": "https://evil.example"},
+                    data={"file": (io.BytesIO(wav_bytes(0.5)), "a.wav")})
+    assert w.status_code == 403
+    same = client.post("/api/tracks", headers={"Origin": "http://localhost"},
+                       data={"file": (io.BytesIO(wav_bytes(0.5, freq=300.0)), "a.wav")})
+    assert same.status_code == 201
+    app = make_app(tmp_path / "d", sample_set, playground_models,
+                   cors_origins=["https://friend.example"])
+    ok = app.test_client().get("/api/health", headers={"Origin": "https://friend.example"})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://friend.example"
+
+
+def test_secret_key_generated_per_install(app, sample_set, playground_models, tmp_path, make_app):
+    key_file = os.path.join(app.config["DATA_DIR"], "secret_key")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    other = make_app(tmp_path / "other", sample_set, playground_models)
+    assert len(app.config["SECRET_KEY"]) == 32 and app.config["SECRET_KEY"] != \
+        other.config["SECRET_KEY"]
+    source = "".join(p.read_text() for p in (ROOT / "deepaudio" / "web").glob("*.py"))
+    assert "SECRET_KEY=" in source and not re.search(r"SECRET_KEY\s*=\s*['\"]", source)
+
+
+def test_static_files_and_vendor(client):
+    assert client.get("/").status_code == 200
+    assert b"importmap" in client.get("/").data
+    assert client.get("/js/app.js").status_code == 200
+    assert client.get("/vendor/three/build/three.module.js").status_code == 200
+    for bad in ("/node_modules/three/package.json", "/vendor/three/package.json",
+                "/../api.py", "/%2e%2e/api.py", "/api.py", "/.git/config"):
+        assert client.get(bad).status_code == 404, bad
+
+
+def test_bad_server_config_names_key(tmp_path):
+    with pytest.raises(ConfigError, match="bogus"):
+        create_app({"data_dir": str(tmp_path), "bogus": 1})
+    with pytest.raises(ConfigError, match="max_upload_mb"):
+        create_app({"data_dir": str(tmp_path), "max_upload_mb": -1})
+    with pytest.raises(ConfigError, match="crossfade_cache_mb"):
+        create_app({"data_dir": str(tmp_path), "crossfade_cache_mb": 0})
