@@ -196,3 +196,13 @@ def make_demucs_repo():
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory):
     return _tiny_demucs_repo(tmp_path_factory.mktemp("demucs_repo"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Sample-by-sample loops are thousands of tiny ops; on a busy 2-core machine intra-op
+    threads only wait on each other (naive WaveNet generation ran 100x slower with 2)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -73,31 +73,28 @@ def _context(value: str) -> float | None:
     return seconds
 
 
-def _positive(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
-    return x
+def _number(cast: type, lo: float, hi: float, *, lo_open: bool = False,
+            hi_open: bool = False, what: str = "a number"):
+    """An argparse type: ``cast(value)`` in [lo, hi] (open ends where asked), with an error
+    that states the range."""
+    def check(value: str):
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value!r}") from None
+        if (x < lo or (lo_open and x == lo)) or (x > hi or (hi_open and x == hi)):
+            if hi == float("inf"):
+                rule = f"{'>' if lo_open else '>='} {lo:g}"
+            else:
+                rule = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value!r}")
+        return x
+    return check
 
 
-def _rate(value: str) -> int:
-    try:
-        sr = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in Hz, got {value!r}") from None
-    if not 8000 <= sr <= 192000:
-        raise argparse.ArgumentTypeError(f"must be 8000..192000 Hz, got {value!r}")
-    return sr
-
-
-def _fraction(value: str) -> float:
-    x = _positive(value)
-    if not x < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value!r}")
-    return x
+_positive = _number(float, 0, float("inf"), lo_open=True)
+_rate = _number(int, 8000, 192000, what="an integer in Hz")
+_fraction = _number(float, 0, 1, lo_open=True, hi_open=True)
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Beats, downbeats and the beat-synchronous crossfade plan.
+"""Beats, downbeats and tempo: the beat tracker every part of the toolkit uses.
 
 Beats come from Ellis' (2007) dynamic-programming tracker (librosa's, redone in NumPy) run on
 our own log-mel spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and
@@ -8,13 +8,7 @@ the phase (mod 4, i.e. 4/4 time) whose beats carry the most evidence of a bar st
 onset, a strong low-frequency onset (kick drums) and a harmonic change (beat-synchronous chroma
 novelty).
 
-The plan follows the DJ recipe (djmix-analysis: transitions cluster at multiples of 32 beats,
-tempo changes < 8 % in about 90 % of real mixes): the overlap is L = 8, 16 or 32 of A's beats
-starting on the latest downbeat of A that leaves L beats before A's last sound; B's first
-downbeat is aligned to it; B is time-stretched by r = tempo_A / tempo_B when |r - 1| <= 8 %.
-Tempo octave errors (one song tracked at half or double speed) are undone first by doubling or
-halving B's beat grid. Otherwise the plan is a short equal-power cut: A plays to the downbeat
-L beats later, where B's first downbeat lands.
+The beat-synchronous crossfade plans on these grids (:mod:`deepaudio.crossfade.plan`).
 """
 
 from __future__ import annotations

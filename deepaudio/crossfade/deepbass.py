@@ -31,11 +31,11 @@ from deepaudio.crossfade.neural import crossfade_neural
 from deepaudio.crossfade.plots import plot_encodings, plot_transitions
 from deepaudio.crossfade.songs import crossfade_songs, write_output
 
-# DeepBass' style names -> ours (crossfade_render.RAMPS / NEURAL_RAMPS)
-SIMPLE_STYLES = {"linear": "linear", "sigmoid": "sigmoid", "random_linear": "random_linear",
-                 "equal_power": "equal_power", "equalpower": "equal_power",
-                 "logarithmic": "logarithmic", "s_curve": "s_curve", "scurve": "s_curve"}
-NSYNTH_STYLES = {"linearfade": "linear", "hannfade": "hann", "equalpowerfade": "equal_power"}
+# DeepBass' style names (lower-cased) -> ours (deepaudio.crossfade.render.RAMPS / NEURAL_RAMPS)
+INI_SIMPLE_STYLES = {"linear": "linear", "sigmoid": "sigmoid", "random_linear": "random_linear",
+                     "equal_power": "equal_power", "equalpower": "equal_power",
+                     "logarithmic": "logarithmic", "s_curve": "s_curve", "scurve": "s_curve"}
+INI_NSYNTH_STYLES = {"linearfade": "linear", "hannfade": "hann", "equalpowerfade": "equal_power"}
 
 
 @dataclasses.dataclass
@@ -56,7 +56,7 @@ class NSynthSection:
         if self.style.lower() == "extend":
             raise ConfigError("Style Extend was never implemented in DeepBass either; use "
                               "LinearFade, HannFade or EqualPowerFade")
-        if self.style.lower() not in NSYNTH_STYLES:
+        if self.style.lower() not in INI_NSYNTH_STYLES:
             raise ConfigError(f"Style must be LinearFade, HannFade or EqualPowerFade, got "
                               f"{self.style!r}")
         if not 0 < self.time <= 60:
@@ -71,7 +71,7 @@ class SimpleSection:
     seed: int = 0                      # Random_Linear's switch pattern (ours)
 
     def validate(self) -> None:
-        if self.style.lower() not in SIMPLE_STYLES:
+        if self.style.lower() not in INI_SIMPLE_STYLES:
             raise ConfigError(f"Style must be one of Linear, Sigmoid, Random_Linear, "
                               f"Equal_Power, Logarithmic, S_Curve; got {self.style!r}")
         if not self.time > 0:
@@ -265,7 +265,7 @@ def run_deepbass(config_path, *, log=print) -> list[Path]:
     """DeepBass' main_simple (+ main_NSynth when ``Model Weights`` is set) from a config.ini."""
     cfg = read_ini(config_path)
     save, name, sr = cfg.save_dir, cfg.io.save_name, cfg.default.samplingrate
-    style = SIMPLE_STYLES[cfg.simple.style.lower()]
+    style = INI_SIMPLE_STYLES[cfg.simple.style.lower()]
     out = crossfade_songs(cfg.first_song, cfg.second_song, sr=sr, style=style,
                           seconds=cfg.simple.time, context=cfg.simple.context,
                           seed=cfg.simple.seed, threshold=cfg.preprocess.threshold,
@@ -283,7 +283,7 @@ def run_deepbass(config_path, *, log=print) -> list[Path]:
     if cfg.plot.flag:
         written.append(plot_transitions({style: out}, save / f"{name}_simple.png"))
     if cfg.weights is not None:
-        nstyle = NSYNTH_STYLES[cfg.nsynth.style.lower()]
+        nstyle = INI_NSYNTH_STYLES[cfg.nsynth.style.lower()]
         neural = crossfade_neural(cfg.first_song, cfg.second_song, cfg.weights, style=nstyle,
                                   seconds=cfg.nsynth.time, context=cfg.simple.context,
                                   threshold=cfg.preprocess.threshold,

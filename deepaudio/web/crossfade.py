@@ -46,16 +46,14 @@ from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
-from deepaudio.crossfade.neural import crossfade_neural
-from deepaudio.crossfade.songs import crossfade_songs, write_output
+from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
+from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
 from deepaudio.web.catalog import track_path
 from deepaudio.web.http import ApiError, data_dir, json_body
 from deepaudio.web.runs import wavenet_runs
 
 bp = Blueprint("crossfade", __name__)
 
-SIMPLE_STYLES = tuple(cr.RAMPS)
-NEURAL_STYLES = tuple(cr.NEURAL_RAMPS)
 BEATS = (8, 16, 32)
 MAX_SECONDS = 30.0          # overlap cap: a preview, not a mix
 MAX_CONTEXT = 30.0          # seconds of A before and of B after the overlap

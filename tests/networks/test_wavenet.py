@@ -24,14 +24,7 @@ TINY = {"enc_layers": 3, "enc_channels": 6, "dec_layers": 6, "residual_channels"
         "skip_channels": 8, "dilation_cycle": 3, "bottleneck": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Sample-by-sample loops are thousands of tiny ops; on a busy 2-core machine intra-op
-    threads only wait on each other (naive generation ran 100x slower with 2)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(seed: int = 0, dtype=torch.float64) -> WaveNetAutoencoder:
