@@ -1,6 +1,6 @@
 """How far below the per-position baseline can a 10-d code get on an MFCC dataset?
 
-The figures behind the README's "Quality on the sample set" paragraph, for a dataset made by
+The figures behind "Quality on the sample set" in docs/training.md, for a dataset made by
 ``data_processor.py`` (64×96 MFCC segments). Test MSE as a multiple of the per-position
 baseline (every position predicted by its train mean), for:
 

@@ -5,9 +5,9 @@ scaled down by 4, kernel 5) and a full-width VGG-16 with batch norm (8 classes):
   * step     ms per training step (forward + backward + SGD step) on in-memory random data,
              the median of --steps timed steps after 2 warm-up steps
   * samples/s   batch size / step time
-  * load     ms that ``train.epoch_batches`` takes to produce one batch from a real HDF5
-             dataset (synthesized sample set, processed with ``data_processor``), per sample
-             times the batch size
+  * load     ms that ``deepaudio.training.fma.epoch_batches`` takes to produce one batch from
+             a real HDF5 dataset (synthesized sample set, processed with ``data_processor``),
+             per sample times the batch size
   * overhead    load / step, the share data loading adds to a step (target < 10 %)
 
     python bench/train_throughput.py [--steps 3] [--batch-size 64] [--threads N]

@@ -4,7 +4,7 @@
     python data_processor.py process -c datasets/processed/samples/mfcc_ae.json [--workers 2]
     python data_processor.py process -c CONFIG --shard 0/4     # on a cluster, one per array task
     python data_processor.py merge -c CONFIG                   # after every shard has finished
-    python data_processor.py info datasets/processed/mfcc_ae_sample/mfcc_ae_sample.h5
+    python data_processor.py info datasets/processed/sample/mfcc_ae_sample.h5
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-draws", type=int, help="give up after this many draws "
                    "(default: max(500, 50 * n))")
     g.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
-                   help="sgd with the drawn momentum, as the reference (default)")
+                   help="sgd with the drawn momentum, as deep-audioviz-experiments (default)")
     g.add_argument("--tiny", action="store_true", help="minute models for smoke tests: conv_ae "
                    "filters {2, 4}; classifier width 1/16, fc 64; dense widths from {64, 32, 16}")
     g.add_argument("--overwrite", action="store_true", help="replace another search in --out")

@@ -33,8 +33,8 @@ def spectrum_segments(y: np.ndarray, *, window_size: int = 11025,
                       hop_length: int = 11025) -> np.ndarray:
     """Hann-windowed log-magnitude (dB) rfft of each window, shape (N, window_size // 2 + 1).
 
-    The reference took ``|fft|`` of unwindowed frames with no log, so half its 11,025 inputs
-    were mirror images; the one-sided spectrum holds the same information.
+    Deep-Audio-Visualization took ``|fft|`` of unwindowed frames with no log, so half its 11,025
+    inputs were mirror images; the one-sided spectrum holds the same information.
     """
     import librosa
     if len(y) < window_size:

@@ -2,7 +2,7 @@
 
 The table has, per style, the mean Vassilakis roughness (raw and on the timbral 0..100 scale)
 and the Sethares dissonance (min and product models) over the overlap, and the loudness dip at
-the overlap's midpoint (:mod:`crossfade_measures`). It is printed and written as
+the overlap's midpoint (:mod:`deepaudio.crossfade.measures`). It is printed and written as
 ``measures.csv`` and ``measures.json``; ``transitions.png`` draws each transition's waveform
 with its two gain curves over it, and ``encodings.png`` the WaveNet encodings (end of A, start
 of B, the faded mix) when neural styles were rendered.

@@ -28,11 +28,11 @@ up to 30 s of music after a break, hard-coded 16 kHz, and dropped one sample whe
 silent. The threshold is relative to the RMS of the audio examined (DeepBass: 15 %) or absolute
 in dBFS.
 
-A transition is rendered in context: the end of A, the overlap, the start of B. B is gained to
-A's integrated loudness (BS.1770-4, the pyloudnorm filters; the gain is lowered if B's sample
-peak would pass -1 dBFS). Beat-synchronous transitions follow :mod:`crossfade_beats`' plan: B is
-time-stretched (phase vocoder) to A's tempo and its downbeat placed on A's downbeat; only the
-part of B that is heard is stretched.
+A transition is rendered in context: the end of A, the overlap, the start of B. B is gained to A's
+integrated loudness (BS.1770-4, the pyloudnorm filters; the gain is lowered if B's sample peak would
+pass -1 dBFS). Beat-synchronous transitions follow :mod:`deepaudio.crossfade.plan`'s plan: B is
+time-stretched (phase vocoder) to A's tempo and its downbeat placed on A's downbeat; only the part
+of B that is heard is stretched.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                     beats: int = 16, seed: int = 0, threshold: float = 0.15,
                     threshold_db: float | None = None, max_trim: float | None = None) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
-    :func:`crossfade_render.place` plus ``sidecar`` (everything a listener may ask about)."""
+    :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
+    about)."""
     if style not in cr.RAMPS:
         raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")
     if beat_sync:

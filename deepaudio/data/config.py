@@ -14,7 +14,8 @@ from deepaudio.core.config import ConfigError
 
 @dataclasses.dataclass
 class DatasetConfig:
-    """One processed dataset. Keys follow the reference's JSON schema where it had one."""
+    """One processed dataset. Keys follow deep-audioviz-experiments' JSON schema where it had
+    one."""
     name: str
     mode: tp.Literal["mfcc", "spectrum", "frames"] = "mfcc"
     fma_audio_dir: str = "datasets/fma/fma_small"   # or any folder of songs
@@ -25,7 +26,7 @@ class DatasetConfig:
     seed: int = 0                          # shuffle + segment sampling; recorded in the file
     stratify: bool = True                  # every partition gets the genres in proportion
     sr: int = 44100
-    do_re_sample: bool = True              # false: skip tracks at another rate (reference)
+    do_re_sample: bool = True              # false: skip tracks at another rate (as the original)
     cv_split: float = 0.1
     test_split: float = 0.1
     num_train_partitions: int = 2

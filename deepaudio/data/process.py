@@ -82,10 +82,10 @@ def partition_tracks(ids: np.ndarray, cfg: DatasetConfig,
                      labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Seeded shuffle, cut to num_tracks, then cv / test / k train partitions (in that order).
 
-    The last train partition takes the remainder, as in the reference. With ``stratify`` and
-    labels, the shuffled order interleaves the genres (the n-th track of every genre before
-    the (n+1)-th of any), so each cut holds the genres in proportion: on a small set a plain
-    shuffle can leave whole genres out of the test partition.
+    The last train partition takes the remainder, as in deep-audioviz-experiments. With ``stratify``
+    and labels, the shuffled order interleaves the genres (the n-th track of every genre before the
+    (n+1)-th of any), so each cut holds the genres in proportion: on a small set a plain shuffle can
+    leave whole genres out of the test partition.
     """
     ids = np.asarray(ids, dtype=np.int64)
     order = np.argsort(ids)

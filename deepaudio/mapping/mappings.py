@@ -84,9 +84,9 @@ class Mapping:
             y = (_kmeans_similarity(step, y) if hasattr(step, "cluster_centers_")
                  else step.transform(y))
         p = self.out_params
-        if self.scaling == "standard":   # the reference's clip(0.4 z + 0.5, 0, 1)
+        if self.scaling == "standard":   # the original's clip(0.4 z + 0.5, 0, 1)
             y = 0.4 * (y - p["mean"]) / p["std"] + 0.5
-        else:                            # clipped (the reference's minmax was not)
+        else:                            # clipped (the original's minmax was not)
             y = (y - p["min"]) / p["span"]
         return np.clip(y, 0.0, 1.0).astype(np.float32)
 
@@ -122,7 +122,7 @@ class StaleMappingError(ToolkitError):
 
 
 def _kmeans_similarity(km, y: np.ndarray) -> np.ndarray:
-    """y_k = 1 / ‖x − c_k‖ (the reference's similarity to each centroid)."""
+    """y_k = 1 / ‖x − c_k‖ (deep-audioviz-experiments' similarity to each centroid)."""
     d = np.linalg.norm(y[:, None, :] - km.cluster_centers_[None], axis=2)
     return 1.0 / np.maximum(d, 1e-6)
 

@@ -1,20 +1,13 @@
-"""A stem folder holds ``{drums,bass,other,vocals}.flac`` (24-bit) and ``stems.json``
-(``sources``, ``sample_rate``, ``frames``, ``backend``, ``model``, ``scale``...). Stems are
-summable: at unity gain they add up to the (resampled, stereo) input. When a stem would clip
-in 24-bit FLAC, *all* stems are scaled by the same ``scale`` (< 1, recorded in the manifest and
-undone by :func:`load_stems`), so the sum stays the mix; per-stem rescaling (Demucs'
-``--clip-mode rescale``) would break that.
+"""Demucs (the ``demucs`` 4.1 package) as a separation backend, with memory bounded on long songs.
 
-Demucs (the ``demucs`` 4.1 package) as a separation backend, with memory bounded on long songs.
-
-Memory is bounded on long songs. ``demucs.api.Separator.separate_tensor`` holds the track,
-the normalised copy, the shifted copy and 4 stems (plus temporaries) in memory at once, which
-is how Demucs reaches ~7 GiB for an hour of audio. Here the model is loaded through
-``Separator`` (the real loading code: Hugging Face cache, torch hub cache, or a local repo
-folder), but the chunk loop of ``demucs.apply.apply_model`` runs here, chunk by chunk on the
-same grid with the same triangular blending and the same shift trick, and every finished
-stretch of output is appended to the stem files at once. The result equals ``apply_model`` on
-the whole track (checked in the tests); memory is the input plus a few chunks.
+``demucs.api.Separator.separate_tensor`` holds the track, the normalised copy, the shifted copy
+and 4 stems (plus temporaries) in memory at once, which is how Demucs reaches ~7 GiB for an
+hour of audio. Here the model is loaded through ``Separator`` (the real loading code: Hugging
+Face cache, torch hub cache, or a local repo folder), but the chunk loop of
+``demucs.apply.apply_model`` runs here, chunk by chunk on the same grid with the same
+triangular blending and the same shift trick, and every finished stretch of output is appended
+to the stem files at once. The result equals ``apply_model`` on the whole track (checked in the
+tests); memory is the input plus a few chunks.
 """
 
 from __future__ import annotations

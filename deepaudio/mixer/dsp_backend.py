@@ -58,9 +58,9 @@ def dsp_separate_block(y: np.ndarray, sr: int, *,
         REPET-SIM filter (median of the most similar frames, cosine similarity, at least 2 s
         away) models the repeating accompaniment, a soft mask keeps the remainder;
       - other: the residual, so the stems add up to the input exactly.
-    Quality is far below Demucs (see README, "Stem mixer"); it keeps the mixer usable offline.
-    ``on_step(fraction)`` reports the share of the block done after each step (weights
-    measured on a 30 s block: HPSS and REPET-SIM take three quarters).
+    Quality is far below Demucs (docs/mixer.md; ``mixer_api.py evaluate`` measures it); it keeps the
+    mixer usable offline. ``on_step(fraction)`` reports the share of the block done after each step
+    (weights measured on a 30 s block: HPSS and REPET-SIM take three quarters).
     """
     import librosa
     step = on_step or (lambda f: None)

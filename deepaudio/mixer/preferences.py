@@ -1,10 +1,10 @@
 """Personalised gain suggestions: a song's 23-d feature vector -> a small per-user network ->
 relative stem gains in dB.
 
-The layout of the reference's vector is kept (13 audio scalars, then 10 genre slots), but every
-value now comes from real analysis and is scaled so it does not saturate (the reference's
-rms, zcr, flux, rolloff and tempo were 1.0 for almost every song, and its "genre" was a rule on
-those same saturated values):
+The layout of the Human Audio Mixer's vector is kept (13 audio scalars, then 10 genre slots), but
+every value now comes from real analysis and is scaled so it does not saturate (the original's rms,
+zcr, flux, rolloff and tempo were 1.0 for almost every song, and its "genre" was a rule on those
+same saturated values):
 
 ====  ===================  ==============================================================
  #    feature              computation (librosa, mono, 22.05 kHz, at most 3 minutes)
@@ -24,17 +24,17 @@ those same saturated values):
                            order, padded with zeros to 10); all zeros without a classifier
 ====  ===================  ==============================================================
 
-The network is the reference's 23 -> 64 -> 32 -> 16 -> 4 (ReLU, tanh output), in torch, one
+The network is the original's 23 -> 64 -> 32 -> 16 -> 4 (ReLU, tanh output), in torch, one
 per user (stored by the server). Differences that matter:
 
 - It predicts *relative* gains: targets are the saved gains minus their mean, because
   loudness normalisation makes the common offset meaningless. Output x 24 dB.
-- Untrained means neutral: a user without saved mixes gets 0 dB everywhere (the reference
+- Untrained means neutral: a user without saved mixes gets 0 dB everywhere (the original
   auto-applied gains from random weights, -16 to +5 dB), and the output layer starts at zero
   so a freshly reset network is neutral too.
-- Saving a mix trains 5 epochs on that mix (online update, as the reference). Deleting one
+- Saving a mix trains 5 epochs on that mix (online update, as the original). Deleting one
   retrains *from scratch* on the remaining mixes (10 epochs, batches of at most 8; the
-  reference continued from the current weights); none left resets the user to neutral.
+  original continued from the current weights); none left resets the user to neutral.
 """
 
 from __future__ import annotations

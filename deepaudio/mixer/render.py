@@ -4,8 +4,8 @@ The server render uses the same math as the browser's Web Audio graph (gain in d
 ``StereoPannerNode``), so an export sounds like the preview. Normalisation:
 
 - ``none``: the plain sum.
-- ``peak``: the reference behaviour, sample peak to 0 dBFS (``mix / max|mix|``); kept for
-  comparison, and safe on silence (the reference divided by zero).
+- ``peak``: the Human Audio Mixer's behaviour, sample peak to 0 dBFS (``mix / max|mix|``);
+  kept for comparison, and safe on silence (the original divided by zero).
 - ``rescale``: Demucs' clip mode, only ever scales *down*, to a peak of 0.99.
 - ``lufs``: integrated loudness (ITU-R BS.1770-4, the K-weighting filters of pyloudnorm) to
   ``target_lufs`` (default -14 LUFS, streaming level) under a true-peak ceiling (default

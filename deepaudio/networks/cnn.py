@@ -8,7 +8,7 @@ and ``encode(x)``.
   direction) can be decoded.
 * :class:`GenreClassifier`: VGG-11/13/16 (± batch norm) and AlexNet layouts on 1-channel
   64×96 input, with torchvision's parameter names so a local ImageNet ``.pth`` loads by path,
-  and named tap layers (L6 … L15) for feature extraction.
+  and named tap layers (L5 … L15) for feature extraction.
 * :class:`DenseAutoencoder`: the 0.5 s spectrum model (sigmoid hidden layers, linear code),
   with the decoder wired correctly (Deep-Audio-Visualization skipped a nonlinearity).
 
@@ -142,7 +142,7 @@ class ConvAutoencoder(EncoderMixin, nn.Module):
             self.deconv_b = nn.ModuleList(nn.ConvTranspose2d(self.channels[i + 1],
                                                              self.channels[i], k, padding=p)
                                           for i in range(cfg.num_pools))
-        for m in self.modules():   # He init for convs, as the reference; zero biases
+        for m in self.modules():   # He init for convs, as the original; zero biases
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0, math.sqrt(2 / (k * k * m.out_channels)))
                 if m.bias is not None:
@@ -246,7 +246,7 @@ class GenreClassifier(EncoderMixin, nn.Module):
         c = lambda n: max(1, int(round(n * cfg.width)))  # noqa: E731
         layers: list[nn.Module] = []
         if cfg.arch == "alexnet":
-            # first conv adapted to 64×96: stride (1, 2) as in the reference → 256×6×4 maps
+            # first conv adapted to 64×96: stride (1, 2) as in the original → 256×6×4 maps
             layers = [nn.Conv2d(1, c(64), 11, stride=(1, 2), padding=2), nn.ReLU(True),
                       nn.MaxPool2d(3, 2), nn.Conv2d(c(64), c(192), 5, padding=2), nn.ReLU(True),
                       nn.MaxPool2d(3, 2), nn.Conv2d(c(192), c(384), 3, padding=1),
@@ -283,7 +283,7 @@ class GenreClassifier(EncoderMixin, nn.Module):
                                             nn.Dropout(cfg.dropout), nn.Linear(u, u),
                                             nn.ReLU(True), nn.Dropout(cfg.dropout),
                                             nn.Linear(u, cfg.num_classes))
-        # Taps named by weight-layer count, as the reference: VGG-16 L13 = last pool,
+        # Taps named by weight-layer count, as the original: VGG-16 L13 = last pool,
         # L14/L15 = ReLU after FC1/FC2 (VGG-13: L10-L12, VGG-11: L8-L10, AlexNet: L5-L7).
         n_conv = sum(isinstance(m, nn.Conv2d) for m in self.features)
         relus = [i for i, m in enumerate(self.classifier) if isinstance(m, nn.ReLU)]

@@ -18,8 +18,8 @@ Autoencoders"), as DeepBass used it to crossfade songs through the embedding:
   matmuls, batched over B. ``method="naive"`` reruns the causal decoder over the receptive field
   for every sample; both draw from one shared RNG stream, so they agree sample for sample.
 
-Departures from the references, on purpose: mu-law labels are rounded, so -1 and 1 map to 0 and
-255 (the reference floored after clipping to 0.999, and without that clip 1.0 gave label 256);
+Departures from NSynth and DeepBass, on purpose: mu-law labels are rounded, so -1 and 1 map to 0 and
+255 (DeepBass floored after clipping to 0.999, and without that clip 1.0 gave label 256);
 the decoder input is the quantized mu-law value in [-1, 1], in training and in generation alike;
 the residual and skip 1×1s of a layer are one conv (one matmul per layer in the fast path).
 """

@@ -135,8 +135,8 @@ def batch_loss(model, x, y, cfg: TrainConfig) -> torch.Tensor:
 def track_vote_accuracy(logits: np.ndarray, labels: np.ndarray, track_ids: np.ndarray) -> float:
     """Track-level accuracy by majority vote of segment predictions.
 
-    Ties are broken by the summed log-probabilities of the tied classes (the reference counted
-    every tie as wrong).
+    Ties are broken by the summed log-probabilities of the tied classes (deep-audioviz-experiments
+    counted every tie as wrong).
     """
     pred = logits.argmax(1)
     logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
@@ -210,7 +210,8 @@ def prepare_model_params(cfg: TrainConfig, data: Partitions) -> dict:
 
 
 # Keys a run may change and still be continued: raising num_epochs extends a finished run, as in
-# the reference. Anything else would silently train a different model on the old weights.
+# deep-audioviz-experiments. Anything else would silently train a different model on the old
+# weights.
 RESUMABLE_CHANGES = frozenset({"num_epochs", "early_stopping_patience", "max_batches_per_epoch",
                                "num_workers"})
 

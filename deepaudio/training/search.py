@@ -4,9 +4,9 @@
     python hp_tune.py train --list models/hp/conv_ae/list.txt [--device cpu|cuda]
     python hp_tune.py report --list models/hp/conv_ae/list.txt [--out DIR]
 
-``generate`` draws from the reference's ranges (``helpers.py``), but seeded, with booleans
-stored as JSON booleans (the reference wrote ``"batchnorm": "false"``, a truthy string, so its
-whole "non-BN" sweep built batch-norm VGGs), and every config validated by
+``generate`` draws from deep-audioviz-experiments' ranges (its ``helpers.py``), but seeded, with
+booleans stored as JSON booleans (the original wrote ``"batchnorm": "false"``, a truthy string, so
+its whole "non-BN" sweep built batch-norm VGGs), and every config validated by
 :func:`config.load_config` before it is written. Parameter counts come from models built on
 torch's ``meta`` device: shapes only, no memory, so filtering hundreds of 20-30M-parameter
 candidates costs milliseconds. ``train`` skips finished runs and resumes unfinished ones, so a
@@ -35,8 +35,8 @@ from deepaudio.core.files import atomic_write_bytes, atomic_write_json
 from deepaudio.networks.registry import build_model, count_parameters
 from deepaudio.training.fma import TrainConfig, check_resumable, prepare_model_params, train
 
-# The reference's helpers.py ranges (its duplicated entries, e.g. filters {16, 32, 32}, only
-# weighted the draw; here each value is equally likely). lr is 10 ** U(log10_lr).
+# deep-audioviz-experiments' helpers.py ranges (its duplicated entries, e.g. filters {16, 32, 32},
+# only weighted the draw; here each value is equally likely). lr is 10 ** U(log10_lr).
 SPACES: dict[str, dict] = {
     "conv_ae": {
         "model": "conv_autoencoder",

@@ -9,8 +9,8 @@ content-addressed stem cache.
   (queued / running / done / failed), progress in [0, 1], message, retryable, timestamps.
   Huey only carries the job id. ETA = elapsed x (1 - p) / p.
 - **Isolation.** Each job has its own folder ``mixer/jobs/<id>/`` with hard links to its stems
-  and its exports; nothing is global (the reference had one progress file and one stem folder
-  for everybody). Only the owner can see a job.
+  and its exports; nothing is global (the Human Audio Mixer had one progress file and one stem
+  folder for everybody). Only the owner can see a job.
 - **Cache.** Stems are built once per (content hash, backend, model) under
   ``mixer/stems/<key>/`` (built in a temporary folder, renamed into place). A second job for the
   same song waits for the first, mirroring its progress, and never separates it again.
