@@ -6,10 +6,12 @@ factory fixture where a test needs to make several)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -22,6 +24,7 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 
 import pytest
 import torch
+from waitress import create_server
 
 from deepaudio.core.config import load_config
 from deepaudio.data.config import DatasetConfig
@@ -30,6 +33,7 @@ from deepaudio.data.samples import write_sample_set
 from deepaudio.mixer.stems import STEMS
 from deepaudio.training.fma import TrainConfig, train
 from deepaudio.web.app import create_app
+from deepaudio.web.jobs import shutdown
 
 
 @pytest.fixture(scope="session")
@@ -206,3 +210,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _serve(app):
+    """``app`` served by waitress on a free local port; yields the base URL."""
+    srv = create_server(app, host="127.0.0.1", port=0, threads=8)
+    threading.Thread(target=srv.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}"
+    finally:
+        srv.close()
+        shutdown(app)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``with serve(app) as url``: the app served by waitress in a thread."""
+    return _serve

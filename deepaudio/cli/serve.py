@@ -20,6 +20,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--fma", default="datasets/fma", help="FMA (or sample set) folder")
     p.add_argument("--models", default="models/runs", help="folder of trained runs")
     p.add_argument("--max-upload-mb", type=float, default=200.0)
+    p.add_argument("--max-duration-minutes", type=float, default=20.0,
+                   help="longest upload accepted (checked before decoding)")
     p.add_argument("--crossfade-cache-mb", type=float, default=1024.0,
                    help="disk kept for rendered crossfades; the least recently used go first")
     p.add_argument("--cors-origin", action="append", default=[],
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app({"data_dir": args.data, "fma_dir": args.fma, "models_dir": args.models,
                       "max_upload_mb": args.max_upload_mb, "cors_origins": args.cors_origin,
+                      "max_duration_minutes": args.max_duration_minutes,
                       "crossfade_cache_mb": args.crossfade_cache_mb,
                       "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
                       "demucs_model": args.demucs_model, "redis_url": args.redis})

@@ -9,6 +9,7 @@ naming the file and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import typing as tp
@@ -52,6 +53,64 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
         return sf.info(str(path))
     except Exception as e:  # libsndfile reports missing, empty and corrupt files alike
         raise _open_error(path, e) from None
+
+
+@dataclasses.dataclass
+class AudioScan:
+    """What decoding a whole file found (the header's frame count may not be the truth)."""
+    samplerate: int
+    channels: int
+    header_frames: int          # what the header claims
+    frames: int                 # what actually decodes
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.samplerate
+
+
+def scan_audio(path: str | os.PathLike, *, max_seconds: float | None = None,
+               block_seconds: float = 10.0) -> AudioScan:
+    """Decode the whole file block by block (memory: one block) and count its frames.
+
+    Raises AudioError when the header already claims more than ``max_seconds`` (before any
+    decoding), when decoding goes past ``max_seconds``, when a block fails to decode, holds
+    NaN or infinity, or when the file holds less audio than its header promises by more than
+    a second and 2 % (a truncated download or copy).
+    """
+    path = Path(path)
+    info = audio_info(path)
+    sr = int(info.samplerate)
+    if sr <= 0:
+        raise AudioError(path, "contains no audio samples")
+    if max_seconds is not None and info.frames > max_seconds * sr:
+        raise AudioError(path, f"it is {info.frames / sr / 60:.1f} min long; the limit is "
+                               f"{max_seconds / 60:g} min")
+    frames = 0
+    limit = None if max_seconds is None else int(max_seconds * sr) + sr
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while block := len(data := f.read(max(1, int(block_seconds * sr)),
+                                                dtype="float32", always_2d=True)):
+                if not np.isfinite(data).all():
+                    raise AudioError(path, f"decoded samples contain NaN or infinity near "
+                                           f"{frames / sr:.1f} s")
+                frames += block
+                if limit is not None and frames > limit:
+                    raise AudioError(path, f"it decodes to more than {limit / sr / 60:.1f} min, "
+                                           "past the limit")
+    except AudioError:
+        raise
+    except Exception as e:      # a decoder error part-way: a corrupt file
+        raise AudioError(path, f"decoding fails after {frames / sr:.1f} s "
+                               f"({str(e).split(': ', 1)[-1].strip() or type(e).__name__})") \
+            from None
+    if frames == 0:
+        raise AudioError(path, "contains no audio samples")
+    missing = info.frames - frames
+    if missing > sr and missing > 0.02 * info.frames:
+        raise AudioError(path, f"the file is truncated: its header promises "
+                               f"{info.frames / sr:.1f} s but only {frames / sr:.1f} s decode")
+    return AudioScan(sr, int(info.channels), int(info.frames), frames)
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:

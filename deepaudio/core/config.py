@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing as tp
@@ -108,8 +109,8 @@ def load_config(cls: type[T], source: dict | str | os.PathLike, *, where: str = 
                               f"got {json.dumps(value)}{hint}")
     values = dict(source)
     for name, value in values.items():
-        if hints[name] is float and isinstance(value, int):
-            values[name] = float(value)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            values[name] = _finite(value, hints[name], f"{where}: key {name!r}")
     config = cls(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:
@@ -118,6 +119,18 @@ def load_config(cls: type[T], source: dict | str | os.PathLike, *, where: str = 
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return config
+
+
+def _finite(value: int | float, annotation: tp.Any, what: str) -> int | float:
+    """A number as the field wants it: ints become floats for float fields; NaN, infinities
+    and numbers too large for a float are errors (JSON files may hold ``NaN`` or ``1e999``)."""
+    try:
+        as_float = float(value)
+    except OverflowError:
+        raise ConfigError(f"{what} is out of range ({str(value)[:20]}...)") from None
+    if not math.isfinite(as_float):
+        raise ConfigError(f"{what} must be a finite number, got {value}")
+    return as_float if annotation is float else value
 
 
 def config_to_dict(config: tp.Any) -> dict:

@@ -30,6 +30,7 @@ K-weighted mix and the gain curve instead of filtering the output again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing as tp
 from pathlib import Path
 
@@ -64,7 +65,7 @@ class MixSettings:
 
     def validate(self) -> None:
         for name, db in self.gains.items():
-            if isinstance(db, bool) or not isinstance(db, (int, float)) or not np.isfinite(db):
+            if isinstance(db, bool) or not isinstance(db, (int, float)) or not _finite(db):
                 raise ConfigError(f"gain of {name!r} must be a number of dB, got {db!r}")
             if not GAIN_MIN_DB <= db <= GAIN_MAX_DB:
                 raise ConfigError(f"gain of {name!r} must be in [{GAIN_MIN_DB:g}, "
@@ -87,6 +88,13 @@ class MixSettings:
             if unknown:
                 raise ConfigError(f"{what}: unknown stem {unknown[0]!r} (stems: "
                                   f"{', '.join(sorted(known))})")
+
+
+def _finite(x: int | float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:           # an integer beyond any float
+        return False
 
 
 def mix_settings(source: dict, stems: tp.Iterable[str] | None = None) -> MixSettings:

@@ -18,6 +18,8 @@ import dataclasses
 import logging
 import os
 import secrets
+import shutil
+import time
 import typing as tp
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from deepaudio.core.files import atomic_write_bytes
 from deepaudio.web import crossfade, jobs, mixer, pages, tracks, visualizer
 from deepaudio.web.catalog import index_fma
 from deepaudio.web.db import close_db, init_db
-from deepaudio.web.http import ApiError
+from deepaudio.web.http import ApiError, public_message
 from deepaudio.web.runs import list_runs, run_dir
 from deepaudio.web.visualizer import TimelineCache
 
@@ -47,10 +49,12 @@ class ServerConfig:
     models_dir: str = "models/runs"          # searched recursively for trained runs
     demo_dir: str = str(REPO / "demo")
     max_upload_mb: float = 200.0
+    max_duration_minutes: float = 20.0       # longer uploads are refused before decoding
     crossfade_cache_mb: float = 1024.0       # rendered transitions kept (least recently used go)
     cors_origins: list[str] = dataclasses.field(default_factory=list)
     classifier_run: str | None = None        # run id for genre probabilities; default: first
-    timeline_memory_items: int = 256
+    timeline_memory_mb: float = 64.0         # timelines and their JSON kept in memory
+    timeline_cache_mb: float = 256.0         # timelines kept in SQLite (oldest go first)
     mixer_backend: tp.Literal["dsp", "demucs"] = "dsp"
     demucs_model: str = "htdemucs"
     demucs_repo: str | None = None
@@ -58,13 +62,17 @@ class ServerConfig:
     testing: bool = False
 
     def validate(self):
+        if not 0 < self.max_duration_minutes <= 600:
+            raise ConfigError("key 'max_duration_minutes' must be in (0, 600], "
+                              f"got {self.max_duration_minutes}")
         if not 0 < self.max_upload_mb <= 4096:
             raise ConfigError(f"key 'max_upload_mb' must be in (0, 4096], got {self.max_upload_mb}")
         if not self.crossfade_cache_mb > 0:
             raise ConfigError("key 'crossfade_cache_mb' must be > 0, "
                               f"got {self.crossfade_cache_mb}")
-        if self.timeline_memory_items < 0:
-            raise ConfigError("key 'timeline_memory_items' must be >= 0")
+        for key in ("timeline_memory_mb", "timeline_cache_mb"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"key {key!r} must be >= 0")
 
 
 def create_app(config: dict | ServerConfig | None = None) -> Flask:
@@ -80,16 +88,19 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
         MAX_CONTENT_LENGTH=int(cfg.max_upload_mb * 2**20) + (1 << 20),  # + multipart overhead
         SERVER_CONFIG=cfg, DATA_DIR=str(data), DB_PATH=str(data / "playground.sqlite"),
         MAX_UPLOAD_BYTES=int(cfg.max_upload_mb * 2**20), MIXER_BACKEND=cfg.mixer_backend,
+        MAX_DURATION_SECONDS=cfg.max_duration_minutes * 60,
         DEMUCS_MODEL=cfg.demucs_model, DEMUCS_REPO=cfg.demucs_repo, REDIS_URL=cfg.redis_url,
         MODELS_DIR=str(Path(cfg.models_dir).expanduser().resolve()),
         CROSSFADE_CACHE_BYTES=int(cfg.crossfade_cache_mb * 2**20),
+        TIMELINE_CACHE_BYTES=int(cfg.timeline_cache_mb * 2**20),
         OPENAPI_PATH=str(REPO / "docs" / "openapi.json"),
     )
     init_db(app.config["DB_PATH"])
+    _remove_leftovers(data)
     if cfg.fma_dir:
         n = index_fma(app.config["DB_PATH"], Path(cfg.fma_dir).expanduser(), cfg.fma_subset)
         log.info("indexed %d FMA tracks from %s", n, cfg.fma_dir)
-    app.extensions["timelines"] = TimelineCache(cfg.timeline_memory_items)
+    app.extensions["timelines"] = TimelineCache(int(cfg.timeline_memory_mb * 2**20))
     runs = list_runs(app.config["MODELS_DIR"])
     app.config["CLASSIFIER_RUN"] = (
         str(run_dir(app, cfg.classifier_run)) if cfg.classifier_run else
@@ -107,6 +118,28 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     return app
 
 
+LEFTOVER_AGE_S = 600        # a temporary file this old was left by a killed process
+
+
+def _remove_leftovers(data: Path) -> None:
+    """Temporary files a killed server left: half-received uploads (``.upload-*.part``) and
+    removals interrupted between their commit and their deletion (``.removing-*``). Only files
+    older than ``LEFTOVER_AGE_S``, so another server process's work in progress is safe."""
+    now = time.time()
+    for pattern in ("uploads/.upload-*.part", "**/.removing-*"):
+        for path in data.glob(pattern):
+            try:
+                if now - path.lstat().st_mtime < LEFTOVER_AGE_S:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                log.info("removed the leftover %s", path.name)
+            except FileNotFoundError:
+                continue
+
+
 def _secret_key(data: Path) -> bytes:
     """A random key generated on first start and kept in the data folder (mode 600)."""
     path = data / "secret_key"
@@ -119,11 +152,12 @@ def _secret_key(data: Path) -> bytes:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return jsonify(error=e.message), e.status
+        return jsonify(error=public_message(e.message)), e.status
 
     @app.errorhandler(ToolkitError)
     def toolkit_error(e: ToolkitError):   # bad option values, undecodable audio, ...
-        return jsonify(error=str(e)), 400
+        log.info("%s %s: %s", request.method, request.path, e)     # the full detail
+        return jsonify(error=public_message(str(e))), 400
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

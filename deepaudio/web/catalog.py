@@ -18,7 +18,7 @@ from pathlib import Path
 from deepaudio.core.audio import AudioError, audio_info
 from deepaudio.data.fma import fma_audio_path, load_fma_tracks, select_fma_subset
 from deepaudio.web.db import connect, db
-from deepaudio.web.http import ApiError, data_dir, user_id
+from deepaudio.web.http import ApiError, data_dir, public_name, user_id
 
 log = logging.getLogger("playground")
 
@@ -26,10 +26,14 @@ TRACK_ID_CHARS = 20            # hex digits of the content hash used as the trac
 
 
 def track_row(track_id: str) -> sqlite3.Row:
+    """A track this user may use: a sample-set track, or content this user uploaded. Anyone
+    else's upload answers 404 exactly as an unknown id does (its existence is not revealed)."""
     if not isinstance(track_id, str) or not track_id.isalnum() or len(track_id) > 64:
         raise ApiError(404, f"unknown track {track_id!r}")
     row = db().execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
-    if row is None:
+    if row is None or (row["source"] == "upload" and db().execute(
+            "SELECT 1 FROM uploads WHERE user_id = ? AND track_id = ?",
+            (user_id(), track_id)).fetchone() is None):
         raise ApiError(404, f"unknown track {track_id!r}")
     return row
 
@@ -41,9 +45,11 @@ def resolve_track_path(row: sqlite3.Row | dict, data: Path) -> Path:
 
 def track_path(track_id: str) -> Path:
     """The audio file of a track (sample set, FMA or upload); ApiError 404 if unknown or gone."""
-    path = resolve_track_path(track_row(track_id), data_dir())
+    row = track_row(track_id)
+    path = resolve_track_path(row, data_dir())
     if not path.is_file():
-        raise ApiError(404, f"track {track_id!r}: its audio file is missing ({path.name})")
+        raise ApiError(404, f"track {track_id!r}: its audio file is missing")
+    public_name(path, f"track {user_track_json(row)['title']!r}")   # how errors name it
     return path
 
 

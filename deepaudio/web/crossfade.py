@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import typing as tp
 from pathlib import Path
 
@@ -48,7 +47,8 @@ from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
-from deepaudio.web.catalog import track_path
+from deepaudio.web.cache import KeyLocks
+from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.http import ApiError, data_dir, json_body
 from deepaudio.web.runs import wavenet_runs
 
@@ -197,33 +197,6 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
     return out
 
 
-class KeyLocks:
-    """One lock per render id, so concurrent identical requests render once. A lock lives only
-    while someone holds or waits for it, so the table does not grow with every id ever seen."""
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}          # id -> [lock, holders and waiters]
-
-    @contextlib.contextmanager
-    def hold(self, key: str, blocking: bool = True) -> tp.Iterator[bool]:
-        """Hold ``key``'s lock; with ``blocking=False`` yield False at once if it is taken."""
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        got = entry[0].acquire(blocking)
-        try:
-            yield got
-        finally:
-            if got:
-                entry[0].release()
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 def prune_renders(root: Path, limit_bytes: int, locks: KeyLocks, *,
@@ -296,13 +269,21 @@ def _run_dir(run_id: str) -> Path:
     raise ApiError(404, f"unknown WaveNet run {run_id!r} (GET /api/crossfade/styles lists them)")
 
 
-def _known(key: str) -> tuple[Path, Path]:
+def _known(key: str) -> tuple[Path, Path, dict]:
+    """A render this user may hear: both of its tracks must be theirs to use (sample tracks or
+    their own uploads); any other id answers 404 as an unknown one does."""
     if not ID.match(key or ""):
         raise ApiError(404, f"unknown crossfade {key!r}")
     audio_path, sidecar_path = _files(key)
-    if audio_path is None or not sidecar_path.is_file():
-        raise ApiError(404, f"unknown crossfade {key!r}")
-    return audio_path, sidecar_path
+    try:
+        if audio_path is None:
+            raise FileNotFoundError
+        sidecar = json.loads(sidecar_path.read_text())   # pruned meanwhile: FileNotFoundError
+        track_row(sidecar["track_a"])
+        track_row(sidecar["track_b"])
+    except (FileNotFoundError, ApiError):
+        raise ApiError(404, f"unknown crossfade {key!r}") from None
+    return audio_path, sidecar_path, sidecar
 
 
 @bp.get("/styles")
@@ -353,18 +334,14 @@ def create():
 
 @bp.get("/<key>")
 def get(key: str):
-    _, sidecar_path = _known(key)
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-    except FileNotFoundError:       # pruned between the check and the read
-        raise ApiError(404, f"unknown crossfade {key!r}") from None
+    _, sidecar_path, sidecar = _known(key)
     _touch(sidecar_path)
     return jsonify(_result(key, sidecar, cached=True))
 
 
 @bp.get("/<key>/audio")
 def audio(key: str):
-    audio_path, sidecar_path = _known(key)
+    audio_path, sidecar_path, _ = _known(key)
     try:
         response = send_file(audio_path, mimetype=MIME[audio_path.suffix], conditional=True,
                              max_age=86400,

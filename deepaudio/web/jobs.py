@@ -42,6 +42,7 @@ from deepaudio.mixer.preferences import track_features
 from deepaudio.mixer.separate import separate
 from deepaudio.mixer.stems import load_stems, stems_sum, write_previews
 from deepaudio.web.db import connect, init_db
+from deepaudio.web.http import public_message
 
 log = logging.getLogger("mixer.jobs")
 
@@ -311,6 +312,11 @@ def run_job(db_path: str, root_dir: str, job_id: str) -> None:
 
 
 def _fail(con: sqlite3.Connection, job_id: str, message: str, *, retryable: bool) -> None:
+    """Mark a job failed with a message the user may read: the track's file is "the track",
+    other server paths are hidden (the log has the detail)."""
+    row = con.execute("SELECT track_path FROM mixer_jobs WHERE id = ?", (job_id,)).fetchone()
+    log.info("job %s failed: %s", job_id, message)
+    message = public_message(message, {row["track_path"]: "the track"} if row else {})
     con.execute("UPDATE mixer_jobs SET state = 'failed', message = ?, retryable = ?, "
                 "finished = ? WHERE id = ?", (message[:1000], int(retryable), time.time(), job_id))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 import sqlite3
@@ -40,7 +41,9 @@ from deepaudio.web.db import db
 from deepaudio.web.http import (
     ApiError,
     arg,
+    check_text,
     data_dir,
+    ensure_user,
     finite,
     identify,
     json_body,
@@ -51,6 +54,7 @@ from deepaudio.web.jobs import JobQueue, job_json
 from deepaudio.web.uploads import save_upload
 
 bp = Blueprint("mixer", __name__)
+log = logging.getLogger("playground")
 bp.before_request(identify)
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -105,7 +109,8 @@ def _full_job(row: sqlite3.Row) -> dict:
 @bp.post("/jobs")
 def start_job():
     upload = request.files.get("file") if request.files else None
-    body = request.form.to_dict() if request.mimetype == "multipart/form-data" else json_body()
+    body = ({k: check_text(v, f"field {k!r}") for k, v in request.form.items()}
+            if request.mimetype == "multipart/form-data" else json_body())
     unknown = sorted(set(body) - {"track_id", "backend", "model", "file"})
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (fields: track_id, backend, model)")
@@ -123,12 +128,14 @@ def start_job():
         except UnknownModelError as e:       # the request is wrong, not the server
             raise ApiError(400, str(e)) from None
         except ToolkitError as e:            # a known model whose weights are not here
-            raise ApiError(503, str(e)) from None
+            log.warning("Demucs model %r requested but not usable: %s", model, e)
+            raise ApiError(409, f"Demucs model {model!r} is not installed on this server (its "
+                                "weights are missing); use the dsp backend") from None
     track_id = save_upload(upload)["id"] if upload is not None else body.get("track_id")
     if not isinstance(track_id, str):
         raise ApiError(400, "send 'track_id' (JSON) or a multipart 'file' upload")
     path = track_path(track_id)
-    job_id = _queue().submit(db(), user_id=user_id(), track_id=track_id, track_path=path,
+    job_id = _queue().submit(db(), user_id=ensure_user(), track_id=track_id, track_path=path,
                              backend=backend, model=model,
                              options={"demucs_repo": repo,
                                       "classifier_run": setting("CLASSIFIER_RUN")})
@@ -294,7 +301,7 @@ def save_mix():
         raise ApiError(400, "settings must be a JSON object (gains, pans, mutes, ...)")
     row = _done_job(str(body.get("job_id")))
     settings = mix_settings(body["settings"], STEMS)
-    con, user = db(), user_id()
+    con, user = db(), ensure_user()
     feats = _track_features(con, row)
     key = (user, row["id"], name.strip())
     existing = con.execute("SELECT id FROM mixer_mixes WHERE user_id = ? AND job_id = ? AND "

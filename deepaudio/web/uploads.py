@@ -4,12 +4,15 @@ taken back again (the last uploader's removal deletes the track with its caches)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
-from deepaudio.core.audio import AudioError, audio_info
+from deepaudio.core.audio import AudioError, scan_audio
 from deepaudio.web.catalog import (
     TRACK_ID_CHARS,
     resolve_track_path,
@@ -18,7 +21,7 @@ from deepaudio.web.catalog import (
     user_track_json,
 )
 from deepaudio.web.db import TRACK_CACHES, db
-from deepaudio.web.http import ApiError, data_dir, setting, user_id
+from deepaudio.web.http import ApiError, data_dir, ensure_user, setting, user_id
 
 UPLOAD_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}
 
@@ -41,8 +44,10 @@ def save_upload(file_storage) -> dict:
     """Validate an uploaded song and store it under its content hash.
 
     Checks, in order: a file was sent, its size is within ``MAX_UPLOAD_BYTES`` (413), its
-    first bytes are WAV/FLAC/OGG/MP3 (400, the name's extension is not trusted), and it
-    decodes as audio with at least a few milliseconds of sound (400). The file is streamed to a
+    first bytes are WAV/FLAC/OGG/MP3 (400, the name's extension is not trusted), its header's
+    duration is within ``MAX_DURATION_SECONDS`` (413, before decoding), and the whole file
+    decodes, block by block, to at least 10 ms of finite audio, within the duration cap and as
+    long as its header says (400: corrupt or truncated files are refused). The file is streamed to a
     temporary file inside the data folder and renamed into place, so a failed upload leaves
     nothing behind. Returns the track as JSON; the same content uploaded again (by anyone) is
     stored once and returns that track, now listed among this user's uploads too.
@@ -72,15 +77,18 @@ def save_upload(file_storage) -> dict:
         fmt = sniff_audio(head)
         if fmt is None:
             raise ApiError(400, "not an audio file: expected WAV, FLAC, OGG or MP3 content")
+        cap = float(setting("MAX_DURATION_SECONDS", 20 * 60))
         try:
-            info = audio_info(tmp)
+            scan = scan_audio(tmp, max_seconds=cap)     # the whole file decodes, within the cap
         except AudioError as e:
-            raise ApiError(400, f"cannot decode the upload as {fmt.upper()}: {e.reason}") from None
-        if info.frames < info.samplerate * 0.01:
+            status = 413 if "limit" in e.reason else 400
+            raise ApiError(status, f"cannot decode the upload as {fmt.upper()}: {e.reason}") \
+                from None
+        if scan.frames < scan.samplerate * 0.01:
             raise ApiError(400, "the uploaded audio is shorter than 10 ms")
         track_id = h.hexdigest()[:TRACK_ID_CHARS]
-        title = (Path(os.path.basename(file_storage.filename.replace("\\", "/"))).stem[:200]
-                 or "upload")
+        name = os.path.basename(file_storage.filename.replace("\\", "/"))
+        title = Path(name).stem[:200].encode("utf-8", "replace").decode("utf-8") or "upload"
         con = db()
         con.execute("BEGIN IMMEDIATE")   # one writer: never beside a removal of this content
         try:
@@ -93,13 +101,13 @@ def save_upload(file_storage) -> dict:
                     "sample_rate, channels, size, added) VALUES (?, 'upload', ?, ?, ?, ?, ?, ?, "
                     "?, ?)",
                     (track_id, str(final.relative_to(data_dir())), fmt, title,
-                     info.frames / info.samplerate, info.samplerate, info.channels, size,
+                     scan.seconds, scan.samplerate, scan.channels, size,
                      time.time()))
                 row = con.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
             if row["source"] == "upload":
                 # the same content uploaded by someone else is stored once, and is theirs too
                 con.execute("INSERT OR IGNORE INTO uploads (user_id, track_id, title, added) "
-                            "VALUES (?, ?, ?, ?)", (user_id(), track_id, title, time.time()))
+                            "VALUES (?, ?, ?, ?)", (ensure_user(), track_id, title, time.time()))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -115,24 +123,22 @@ def remove_upload(track_id: str) -> dict:
     """Take a track off this user's uploads; the last uploader's removal deletes it.
 
     Another user who uploaded the same content keeps it, file and all. When no uploader is
-    left, the track row, its cached timelines, genre probabilities and mixer features, and
-    the audio file go, in one transaction: the file is moved aside before the commit and
-    deleted after it, so a failure leaves the track as it was. An upload of the same content
+    left, everything made from it goes in one transaction: the track row, its cached
+    timelines, genre probabilities and mixer features, its separation jobs with their stems
+    and exports, the saved mixes of those stems, the stem cache, the crossfade renders that
+    used it, and the audio file. Files and folders are moved aside before the commit and
+    deleted after it, so a failure leaves everything as it was. An upload of the same content
     waits for that transaction and then stores the file anew. Refused (409) while a stem
-    separation of the track is queued or running. Saved mixes and separated stems are the
-    user's own work and stay; they no longer link to the original.
+    separation of the track is queued or running.
     """
     row = track_row(track_id)
     if row["source"] != "upload":
         raise ApiError(403, f"track {track_id!r} belongs to the sample set; only uploads can "
                             "be removed")
     con, user = db(), user_id()
-    aside = None
+    moved: list[tuple[Path, Path]] = []
     con.execute("BEGIN IMMEDIATE")
     try:
-        if con.execute("SELECT 1 FROM uploads WHERE user_id = ? AND track_id = ?",
-                       (user, track_id)).fetchone() is None:
-            raise ApiError(404, f"track {track_id!r} is not one of your uploads")
         if con.execute(
                 "SELECT 1 FROM mixer_jobs WHERE track_id = ? AND state IN ('queued', "
                 "'running')", (track_id,)).fetchone():
@@ -142,19 +148,59 @@ def remove_upload(track_id: str) -> dict:
         left = con.execute("SELECT COUNT(*) FROM uploads WHERE track_id = ?",
                            (track_id,)).fetchone()[0]
         if left == 0:
-            for table in TRACK_CACHES:
-                con.execute(f"DELETE FROM {table} WHERE track_id = ?", (track_id,))
-            con.execute("DELETE FROM tracks WHERE id = ?", (track_id,))
-            path = resolve_track_path(row, data_dir())
-            if path.is_file():
-                aside = path.with_name(f".removing-{path.name}")
-                os.replace(path, aside)
+            moved = _delete_track(con, row)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
-        if aside is not None:
-            os.replace(aside, path)
+        for original, aside in reversed(moved):
+            os.replace(aside, original)
         raise
-    if aside is not None:
-        aside.unlink(missing_ok=True)
+    for _, aside in moved:
+        if aside.is_dir():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
     return {"id": track_id, "removed": True, "deleted": left == 0}
+
+
+def _delete_track(con: sqlite3.Connection, row: sqlite3.Row) -> list[tuple[Path, Path]]:
+    """Inside the removal's transaction: delete every row made from the track and move its
+    files aside (returned as (original, aside) pairs, for the caller to delete or restore)."""
+    track_id, data = row["id"], data_dir()
+    jobs = [r["id"] for r in con.execute("SELECT id FROM mixer_jobs WHERE track_id = ?",
+                                         (track_id,))]
+    keys = [r["key"] for r in con.execute("SELECT key FROM mixer_stemsets WHERE key LIKE ?",
+                                          (f"{track_id}-%",))]
+    for table in TRACK_CACHES + ("mixer_mixes", "mixer_jobs"):
+        con.execute(f"DELETE FROM {table} WHERE track_id = ?", (track_id,))
+    con.execute("DELETE FROM mixer_stemsets WHERE key LIKE ?", (f"{track_id}-%",))
+    con.execute("DELETE FROM tracks WHERE id = ?", (track_id,))
+    paths = [resolve_track_path(row, data)]
+    paths += [data / "mixer" / "jobs" / j for j in jobs]
+    paths += [data / "mixer" / "stems" / k for k in keys]
+    paths += crossfade_renders_of(data / "crossfades", track_id)
+    moved = []
+    try:
+        for path in paths:
+            if path.exists():
+                aside = path.with_name(f".removing-{path.name}")
+                os.replace(path, aside)
+                moved.append((path, aside))
+    except BaseException:
+        for original, aside in reversed(moved):
+            os.replace(aside, original)
+        raise
+    return moved
+
+
+def crossfade_renders_of(root: Path, track_id: str) -> list[Path]:
+    """The crossfade render folders under ``root`` whose sidecar names ``track_id``."""
+    found = []
+    for sidecar in root.glob("*/transition.json") if root.is_dir() else ():
+        try:
+            info = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if track_id in (info.get("track_a"), info.get("track_b")):
+            found.append(sidecar.parent)
+    return found

@@ -7,12 +7,10 @@ SQLite); deep-audioviz-experiments reloaded the model and recomputed on every re
 
 from __future__ import annotations
 
-import collections
 import json
 import secrets
-import threading
+import sqlite3
 import time
-import typing as tp
 import zlib
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from deepaudio.mapping.encode import genre_probabilities, get_run
 from deepaudio.mapping.mappings import METHODS, get_mapping
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
+from deepaudio.web.cache import KeyLocks, MemoryLRU
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import db
 from deepaudio.web.http import ApiError, arg, identify
@@ -32,36 +31,13 @@ bp.before_request(identify)
 
 
 class TimelineCache:
-    """Feature timelines keyed by every option that changes them.
+    """Feature timelines keyed by every option that changes them: the decoded arrays and the
+    finished JSON bodies in a memory LRU bounded in bytes, per-key locks so concurrent requests
+    for the same timeline compute it once."""
 
-    A per-key lock makes concurrent requests for the same timeline compute it once; an LRU of
-    the decoded arrays and of finished JSON bodies keeps hot requests off SQLite and json."""
-
-    def __init__(self, items: int):
-        self.items = items
-        self.lock = threading.Lock()
-        self.key_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
-        self.memory: collections.OrderedDict[str, tp.Any] = collections.OrderedDict()
-
-    def remember(self, key: str, value: tp.Any) -> None:
-        if not self.items:
-            return
-        with self.lock:
-            self.memory[key] = value
-            self.memory.move_to_end(key)
-            while len(self.memory) > self.items:
-                self.memory.popitem(last=False)
-
-    def recall(self, key: str) -> tp.Any:
-        with self.lock:
-            value = self.memory.get(key)
-            if value is not None:
-                self.memory.move_to_end(key)
-            return value
-
-    def lock_for(self, key: str) -> threading.Lock:
-        with self.lock:
-            return self.key_locks[key]
+    def __init__(self, max_bytes: int):
+        self.memory = MemoryLRU(max_bytes)
+        self.locks = KeyLocks()
 
 
 def _timeline(app: Flask, track_id: str, run_id: str, opts: dict
@@ -69,20 +45,21 @@ def _timeline(app: Flask, track_id: str, run_id: str, opts: dict
     """(frames (T, D) float32 in feature order, meta, was_cached)."""
     cache: TimelineCache = app.extensions["timelines"]
     key = json.dumps({"track": track_id, "run": run_id, **opts}, sort_keys=True)
-    hit = cache.recall(key)
+    hit = cache.memory.get(key)
     if hit is not None:
         return hit[0], hit[1], True
-    with cache.lock_for(key):
-        hit = cache.recall(key)
+    with cache.locks.hold(key):
+        hit = cache.memory.get(key)
         if hit is not None:
             return hit[0], hit[1], True
         row = db().execute("SELECT meta, frames, shape FROM timelines WHERE key = ?",
                            (key,)).fetchone()
         if row is not None:
+            db().execute("UPDATE timelines SET created = ? WHERE key = ?", (time.time(), key))
             frames = np.frombuffer(zlib.decompress(row["frames"]), np.float32).reshape(
                 json.loads(row["shape"]))
             meta = json.loads(row["meta"])
-            cache.remember(key, (frames, meta))
+            cache.memory.put(key, (frames, meta), frames.nbytes)
             return frames, meta, True
         folder = run_dir(app, run_id)
         path = track_path(track_id)
@@ -103,8 +80,28 @@ def _timeline(app: Flask, track_id: str, run_id: str, opts: dict
                         (key, track_id, run_id, json.dumps(meta),
                          zlib.compress(frames.tobytes(), 6), json.dumps(list(frames.shape)),
                          time.time()))
-        cache.remember(key, (frames, meta))
+        prune_timelines(db(), int(app.config["TIMELINE_CACHE_BYTES"]), keep=key)
+        cache.memory.put(key, (frames, meta), frames.nbytes)
         return frames, meta, False
+
+
+def prune_timelines(con: sqlite3.Connection, limit_bytes: int, *, keep: str | None = None) -> int:
+    """Delete the least recently used stored timelines, never ``keep``, until they fit in
+    ``limit_bytes`` (a timeline is computed again when asked for). Returns how many went."""
+    total = con.execute("SELECT COALESCE(SUM(LENGTH(frames)), 0) FROM timelines").fetchone()[0]
+    deleted = 0
+    if total <= limit_bytes:
+        return deleted
+    for key, size in con.execute("SELECT key, LENGTH(frames) FROM timelines ORDER BY created"
+                                 ).fetchall():
+        if key == keep:
+            continue
+        con.execute("DELETE FROM timelines WHERE key = ?", (key,))
+        deleted += 1
+        total -= size
+        if total <= limit_bytes:
+            break
+    return deleted
 
 
 @bp.get("/models")
@@ -151,7 +148,7 @@ def features(track_id: str):
     cache: TimelineCache = current_app.extensions["timelines"]
     body_key = json.dumps({"t": track_id, "r": run_id, "a": assign, "s": seed, **opts},
                           sort_keys=True)
-    body = cache.recall("body:" + body_key)
+    body = cache.memory.get("body:" + body_key)
     hit = body is not None
     if body is None:
         frames, meta, hit = _timeline(current_app, track_id, run_id, opts)
@@ -162,7 +159,7 @@ def features(track_id: str):
             "assignment": assign, "seed": seed, "permutation": perm.tolist(),
             "frames": np.round(frames.astype(np.float64), 4).tolist()},
             separators=(",", ":")).encode()
-        cache.remember("body:" + body_key, body)
+        cache.memory.put("body:" + body_key, body, len(body))
     resp = Response(body, mimetype="application/json")
     resp.headers["X-Cache"] = "hit" if hit else "miss"
     return resp

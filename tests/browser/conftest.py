@@ -1,36 +1,20 @@
-"""Fixtures every browser test needs: the real server (waitress) in a thread, Debian's Chromium
-driven by Playwright with the flags that make WebGL2 render headless, and pages that record
-console errors, page errors and (optionally) HTTP errors for the test to assert on."""
+"""Fixtures every browser test needs (the server is ``serve`` of tests/conftest.py):
+Debian's Chromium driven by Playwright with the flags that make WebGL2 render headless, and
+pages that record console errors, page errors and (optionally) HTTP errors."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from waitress import create_server
-
-from deepaudio.web.jobs import shutdown
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--disable-gpu-sandbox", "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"   # screenshots
-
-
-@contextlib.contextmanager
-def _serve(app):
-    """``app`` served by waitress on a free local port; yields the base URL."""
-    srv = create_server(app, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=srv.run, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
-    finally:
-        srv.close()
-        shutdown(app)
 
 
 @contextlib.contextmanager
@@ -60,12 +44,6 @@ def _recording_page(browser, *, http_errors: bool = True, **context_options):
         yield page
     finally:
         ctx.close()
-
-
-@pytest.fixture(scope="session")
-def serve():
-    """``with serve(app) as url``: the app served by waitress in a thread."""
-    return _serve
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ upload helpers."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from deepaudio.web.catalog import track_path
+from deepaudio.web.catalog import resolve_track_path
+from deepaudio.web.db import connect
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,12 @@ def _upload(client, data: bytes, name="song.wav"):
 
 
 def _path_of(app, track_id):
-    with app.test_request_context():
-        return track_path(track_id)
+    con = connect(app.config["DB_PATH"])
+    try:
+        row = con.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+    finally:
+        con.close()
+    return resolve_track_path(row, Path(app.config["DATA_DIR"]))
 
 
 @pytest.fixture(scope="session")

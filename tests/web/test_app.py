@@ -6,12 +6,15 @@ import io
 import os
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from deepaudio.core.config import ConfigError
 from deepaudio.web.app import create_app
+from deepaudio.web.cache import MemoryLRU
+from deepaudio.web.db import connect
 
 ROOT = Path(__file__).resolve().parents[2]     # the checkout
 
@@ -59,3 +62,38 @@ def test_bad_server_config_names_key(tmp_path):
         create_app({"data_dir": str(tmp_path), "max_upload_mb": -1})
     with pytest.raises(ConfigError, match="crossfade_cache_mb"):
         create_app({"data_dir": str(tmp_path), "crossfade_cache_mb": 0})
+
+
+def test_requests_that_store_nothing_leave_nothing(sample_set, playground_models, tmp_path,
+                                                   make_app):
+    app = make_app(tmp_path / "data", sample_set, playground_models)
+    for _ in range(20):
+        assert app.test_client().get("/api/health").status_code == 200   # no cookie each time
+    con = connect(app.config["DB_PATH"])
+    assert con.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    con.close()
+
+
+def test_leftovers_of_a_killed_server_are_removed_at_start(sample_set, playground_models,
+                                                           tmp_path, make_app):
+    uploads = tmp_path / "data" / "uploads"
+    uploads.mkdir(parents=True)
+    old, fresh = uploads / ".upload-old.part", uploads / ".upload-fresh.part"
+    aside = tmp_path / "data" / "mixer" / "jobs" / ".removing-0123456789abcdef"
+    aside.mkdir(parents=True)
+    for path in (old, fresh):
+        path.write_bytes(b"half an upload")
+    for path in (old, aside):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    make_app(tmp_path / "data", sample_set, playground_models)
+    assert not old.exists() and not aside.exists()
+    assert fresh.exists()                   # maybe another server process's upload in progress
+
+
+def test_memory_lru_is_bounded_in_bytes():
+    lru = MemoryLRU(1000)
+    for k in range(10):
+        lru.put(str(k), k, 200)
+    assert lru.used <= 1000 and len(lru) == 5 and lru.get("9") == 9 and lru.get("0") is None
+    lru.put("big", "x", 300)                     # over a quarter of the budget: not kept
+    assert lru.get("big") is None and lru.used <= 1000

@@ -15,7 +15,8 @@ from deepaudio.crossfade.render import NEURAL_RAMPS, RAMPS, ramp
 from deepaudio.networks.checkpoint import save_weights
 from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder, make_config
 from deepaudio.web import crossfade as crossfade_web
-from deepaudio.web.crossfade import CURVE_POINTS, KeyLocks, prune_renders
+from deepaudio.web.cache import KeyLocks
+from deepaudio.web.crossfade import CURVE_POINTS, prune_renders
 from deepaudio.web.jobs import shutdown
 
 FAST = {"seconds": 1.0, "context": 1.0}

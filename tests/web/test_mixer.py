@@ -177,7 +177,8 @@ def test_bad_requests_are_4xx_json(app, finished, demucs_repos):
     assert r.status_code == 413
     r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs",
                                              "model": "htdemucs"})
-    assert r.status_code == 503 and "--demucs-repo" in r.json["error"]
+    assert r.status_code == 409 and "not installed on this server" in r.json["error"]
+    assert "/" not in r.json["error"]                               # no server paths
     r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs",
                                              "model": "nosuchmodel"})
     assert r.status_code == 400 and "unknown Demucs model 'nosuchmodel'" in r.json["error"]

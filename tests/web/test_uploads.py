@@ -4,9 +4,12 @@ removed in one transaction; an old database's uploads migrate."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from deepaudio.web.db import SCHEMA, init_db
 
@@ -188,3 +191,35 @@ def test_uploads_of_an_old_database_stay_their_owners(tmp_path):
         ("u1", "abc", "old song")]
     assert con.execute("SELECT owner FROM tracks").fetchall() == [(None,)]   # moved, once
     con.close()
+
+
+def test_truncated_and_overlong_uploads_are_refused(app, client, upload, tmp_path):
+    """A truncated MP3 promises in its header more than it holds: refused, as is a file whose
+    header is past the duration cap (refused before decoding: a small FLAC of an hour of
+    silence would otherwise decode to gigabytes downstream)."""
+    sr = 22050
+    y = 0.3 * np.sin(2 * np.pi * 440 * np.arange(20 * sr) / sr)
+    sf.write(tmp_path / "song.mp3", y, sr)
+    data = (tmp_path / "song.mp3").read_bytes()
+    r = upload(client, data[:len(data) // 3], "cut.mp3")
+    assert r.status_code == 400 and "truncated" in r.json["error"], r.json
+    assert "/" not in r.json["error"].replace("cut.mp3", "")             # no server paths
+    with sf.SoundFile(tmp_path / "hour.flac", "w", 8000, 1, format="FLAC") as f:
+        for _ in range(60):
+            f.write(np.zeros(60 * 8000, np.float32))
+    assert (tmp_path / "hour.flac").stat().st_size < 2 << 20
+    stored = set((Path(app.config["DATA_DIR"]) / "uploads").iterdir())
+    t0 = time.monotonic()
+    r = upload(client, (tmp_path / "hour.flac").read_bytes(), "hour.flac")
+    assert r.status_code == 413 and "60.0 min long; the limit is 20 min" in r.json["error"]
+    assert time.monotonic() - t0 < 30            # refused from the header, not by decoding
+    assert set((Path(app.config["DATA_DIR"]) / "uploads").iterdir()) == stored   # nothing kept
+
+
+def test_the_duration_cap_is_configurable(sample_set, playground_models, tmp_path, make_app,
+                                          wav_bytes, upload):
+    app = make_app(tmp_path / "data", sample_set, playground_models, max_duration_minutes=0.05)
+    client = app.test_client()
+    assert upload(client, wav_bytes(2.0), "short.wav").status_code == 201
+    r = upload(client, wav_bytes(4.0), "long.wav")
+    assert r.status_code == 413 and "the limit is 0.05 min" in r.json["error"]

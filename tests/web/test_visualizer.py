@@ -14,6 +14,7 @@ import pytest
 from deepaudio.mapping.mappings import Mapping, mapping_path
 from deepaudio.mapping.timeline import mapped_timeline
 from deepaudio.web import visualizer
+from deepaudio.web.db import connect
 
 ROOT = Path(__file__).resolve().parents[2]     # the checkout
 
@@ -133,3 +134,17 @@ def test_mapping_saved_by_cli_loads_in_process(ae_run, tmp_path):
                     "--method", "kmeans"], check=True, capture_output=True, cwd=ROOT)
     m = Mapping.load(mapping_path(run, "kmeans", "code", "standard", "features"))
     assert m.method == "kmeans" and m.out_params
+
+
+def test_stored_timelines_are_pruned_to_their_budget(sample_set, playground_models, tmp_path,
+                                                     make_app):
+    app = make_app(tmp_path / "data", sample_set, playground_models, timeline_cache_mb=0.003)
+    client = app.test_client()
+    tid = client.get("/api/tracks?per_page=1").json["items"][0]["id"]
+    for fps in (10, 12, 14, 16):
+        assert client.get(f"/api/tracks/{tid}/features?run=sample/conv_ae&fps={fps}"
+                          ).status_code == 200
+    con = connect(app.config["DB_PATH"])
+    rows, size = con.execute("SELECT COUNT(*), SUM(LENGTH(frames)) FROM timelines").fetchone()
+    con.close()
+    assert 1 <= rows < 4 and size <= 0.003 * 2**20 + 4000      # the newest always stays
