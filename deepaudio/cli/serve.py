@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.web.app import create_app
@@ -26,6 +27,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="disk kept for rendered crossfades; the least recently used go first")
     p.add_argument("--cors-origin", action="append", default=[],
                    help="allow this origin cross-site (repeatable); default same-origin only")
+    p.add_argument("--allowed-host", action="append", default=[],
+                   help="a host name or address the server answers to besides localhost "
+                        "(repeatable; needed to serve beyond this machine)")
     p.add_argument("--mixer-backend", choices=["dsp", "demucs"], default="dsp")
     p.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
     p.add_argument("--demucs-model", default="htdemucs")
@@ -38,7 +42,12 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app({"data_dir": args.data, "fma_dir": args.fma, "models_dir": args.models,
+    os.umask(0o077)                     # what the server writes is readable by its user only
+    hosts = ["localhost", "127.0.0.1", "::1"] + args.allowed_host
+    if args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(args.host)
+    app = create_app({"allowed_hosts": hosts, "data_dir": args.data, "fma_dir": args.fma,
+                      "models_dir": args.models,
                       "max_upload_mb": args.max_upload_mb, "cors_origins": args.cors_origin,
                       "max_duration_minutes": args.max_duration_minutes,
                       "crossfade_cache_mb": args.crossfade_cache_mb,

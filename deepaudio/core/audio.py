@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from deepaudio.core.errors import ToolkitError
+from deepaudio.core.files import file_mode
 
 AUDIO_EXTENSIONS = (".mp3", ".ogg", ".flac", ".wav")
 _SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "OGG"}
@@ -198,7 +199,7 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
             raise AudioError(path, "FLAC cannot store float samples; use pcm16 or pcm24")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=ext)
-    os.fchmod(fd, 0o644)
+    os.fchmod(fd, file_mode())
     os.close(fd)
     try:
         sf.write(tmp, audio.T, sr, format=_SAVE_FORMATS[ext], subtype=subtype,
@@ -241,7 +242,7 @@ def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray],
             for block in blocks:
                 for i in range(0, block.shape[-1], WRITE_BLOCK):
                     f.write(np.ascontiguousarray(block[:, i:i + WRITE_BLOCK].T))
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

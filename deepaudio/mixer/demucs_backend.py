@@ -100,7 +100,10 @@ def _hf_cached(model: str, sigs: list[str]) -> bool:
         return False
     repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(model)}"
     names = [f"{model}.yaml"] + [f"{s}.safetensors" for s in sigs]
-    return all(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
+    try:
+        return all(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
+    except ValueError:      # a name the Hub cannot hold (e.g. ending in '-') is not cached
+        return False
 
 
 @dataclasses.dataclass

@@ -14,16 +14,19 @@ origins are configured, and the secret key is generated per install.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import time
 import typing as tp
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from deepaudio.core.config import ConfigError, load_config
@@ -52,6 +55,10 @@ class ServerConfig:
     max_duration_minutes: float = 20.0       # longer uploads are refused before decoding
     crossfade_cache_mb: float = 1024.0       # rendered transitions kept (least recently used go)
     cors_origins: list[str] = dataclasses.field(default_factory=list)
+    # Host names the server answers to (a DNS-rebinding page reaches it under another name);
+    # serving beyond this machine needs its name or address here
+    allowed_hosts: list[str] = dataclasses.field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
     classifier_run: str | None = None        # run id for genre probabilities; default: first
     timeline_memory_mb: float = 64.0         # timelines and their JSON kept in memory
     timeline_cache_mb: float = 256.0         # timelines kept in SQLite (oldest go first)
@@ -93,9 +100,12 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
         MODELS_DIR=str(Path(cfg.models_dir).expanduser().resolve()),
         CROSSFADE_CACHE_BYTES=int(cfg.crossfade_cache_mb * 2**20),
         TIMELINE_CACHE_BYTES=int(cfg.timeline_cache_mb * 2**20),
+        TRUSTED_HOSTS=[h.strip("[]") for h in cfg.allowed_hosts] or None,
         OPENAPI_PATH=str(REPO / "docs" / "openapi.json"),
     )
     init_db(app.config["DB_PATH"])
+    os.chmod(data, 0o700)                   # uploads, stems and the database: the server's own
+    os.chmod(app.config["DB_PATH"], 0o600)
     _remove_leftovers(data)
     if cfg.fma_dir:
         n = index_fma(app.config["DB_PATH"], Path(cfg.fma_dir).expanduser(), cfg.fma_subset)
@@ -108,6 +118,7 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     app.teardown_appcontext(close_db)
     _register_errors(app)
     _register_cors(app, set(cfg.cors_origins))
+    _register_headers(app, Path(cfg.demo_dir))
     jobs.init_app(app)
     crossfade.init_app(app)
     app.register_blueprint(tracks.bp, url_prefix="/api")
@@ -187,11 +198,47 @@ def _register_cors(app: Flask, origins: set[str]) -> None:
         return None
 
     @app.after_request
-    def headers(resp: Response):
+    def cors_headers(resp: Response):
         origin = request.headers.get("Origin")
         if origin and origin in origins:
             resp.headers["Access-Control-Allow-Origin"] = origin
             resp.headers["Access-Control-Allow-Credentials"] = "true"
             resp.headers["Vary"] = "Origin"
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         return resp
+
+
+def _register_headers(app: Flask, demo: Path) -> None:
+    """Security headers on every response, and one access-log line per request (method, path,
+    status, bytes, milliseconds; never cookies or bodies). The pages' only inline script, the
+    import map, is allowed by its hash in the Content-Security-Policy."""
+    access = logging.getLogger("playground.access")
+    scripts = " ".join(f"'sha256-{h}'" for h in _inline_script_hashes(demo))
+    csp = ("default-src 'self'; script-src 'self' " + scripts + "; style-src 'self' "
+           "'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; "
+           "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def security_headers(resp: Response):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("Content-Security-Policy", csp)
+        started = g.get("started")
+        access.info("%s %s %s %d %s %.1fms", request.remote_addr, request.method, request.path,
+                    resp.status_code, resp.content_length if resp.content_length is not None
+                    else "-", 1000 * (time.perf_counter() - started) if started else 0.0)
+        return resp
+
+
+def _inline_script_hashes(demo: Path) -> list[str]:
+    """Base64 SHA-256 of each inline ``<script>`` of the pages (their import maps)."""
+    hashes = set()
+    for page in demo.glob("*.html"):
+        for body in re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", page.read_text(),
+                               flags=re.S):
+            hashes.add(base64.b64encode(hashlib.sha256(body.encode()).digest()).decode())
+    return sorted(hashes)

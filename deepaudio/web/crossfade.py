@@ -39,7 +39,7 @@ import typing as tp
 from pathlib import Path
 
 import numpy as np
-from flask import Blueprint, Flask, current_app, jsonify, send_file
+from flask import Blueprint, Flask, current_app, jsonify
 
 from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
@@ -49,7 +49,7 @@ from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
 from deepaudio.web.cache import KeyLocks
 from deepaudio.web.catalog import track_path, track_row
-from deepaudio.web.http import ApiError, data_dir, json_body
+from deepaudio.web.http import ApiError, data_dir, json_body, send_media
 from deepaudio.web.runs import wavenet_runs
 
 bp = Blueprint("crossfade", __name__)
@@ -343,9 +343,8 @@ def get(key: str):
 def audio(key: str):
     audio_path, sidecar_path, _ = _known(key)
     try:
-        response = send_file(audio_path, mimetype=MIME[audio_path.suffix], conditional=True,
-                             max_age=86400,
-                             download_name=f"crossfade-{key[:12]}{audio_path.suffix}")
+        response = send_media(audio_path, mimetype=MIME[audio_path.suffix], max_age=86400,
+                              download_name=f"crossfade-{key[:12]}{audio_path.suffix}")
     except FileNotFoundError:
         raise ApiError(404, f"unknown crossfade {key!r}") from None
     _touch(sidecar_path)

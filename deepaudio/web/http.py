@@ -11,7 +11,7 @@ import time
 import typing as tp
 from pathlib import Path
 
-from flask import current_app, g, has_request_context, request, session
+from flask import Response, current_app, g, has_request_context, request, send_file, session
 
 from deepaudio.core.errors import ToolkitError
 from deepaudio.web.db import db
@@ -198,3 +198,18 @@ def public_message(text: str, names: dict[str, str] | None = None) -> str:
     for path, name in sorted(names.items(), key=lambda item: -len(item[0])):
         text = text.replace(path, name)
     return _ABSOLUTE_PATH.sub("<server path>", text)
+
+
+_SINGLE_RANGE = re.compile(r"bytes=(\d+-\d*|-\d+)")
+
+
+def send_media(path: Path, *, mimetype: str, **options: tp.Any) -> Response:
+    """A file with ETag/Last-Modified and HTTP Range support (206 Partial Content).
+
+    As RFC 9110 allows, a ``Range`` header that is not one well-formed byte range (garbage,
+    several ranges) is ignored and the whole file is sent; a well-formed range past the end of
+    the file answers 416."""
+    header = request.headers.get("Range")
+    if header is not None and not _SINGLE_RANGE.fullmatch(header.strip()):
+        request.environ.pop("HTTP_RANGE", None)
+    return send_file(path, mimetype=mimetype, conditional=True, **options)

@@ -47,6 +47,7 @@ from deepaudio.web.http import (
     finite,
     identify,
     json_body,
+    send_media,
     setting,
     user_id,
 )
@@ -111,7 +112,7 @@ def start_job():
     upload = request.files.get("file") if request.files else None
     body = ({k: check_text(v, f"field {k!r}") for k, v in request.form.items()}
             if request.mimetype == "multipart/form-data" else json_body())
-    unknown = sorted(set(body) - {"track_id", "backend", "model", "file"})
+    unknown = sorted(map(str, set(body) - {"track_id", "backend", "model", "file"}))
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (fields: track_id, backend, model)")
     # every field is checked before an upload is stored: a refused job stores nothing
@@ -128,7 +129,7 @@ def start_job():
         except UnknownModelError as e:       # the request is wrong, not the server
             raise ApiError(400, str(e)) from None
         except ToolkitError as e:            # a known model whose weights are not here
-            log.warning("Demucs model %r requested but not usable: %s", model, e)
+            log.info("Demucs model %r requested but not usable: %s", model, e)
             raise ApiError(409, f"Demucs model {model!r} is not installed on this server (its "
                                 "weights are missing); use the dsp backend") from None
     track_id = save_upload(upload)["id"] if upload is not None else body.get("track_id")
@@ -175,8 +176,8 @@ def get_stem(job_id: str, name: str):
     path = _stems_dir(row) / name
     if not path.is_file():
         raise ApiError(404, f"stem file {name!r} is missing")
-    return send_file(path, mimetype=MIME[f".{ext}"], conditional=True, max_age=86400,
-                     download_name=f"{row['track_id']}-{name}")
+    return send_media(path, mimetype=MIME[f".{ext}"], max_age=86400,
+                      download_name=f"{row['track_id']}-{name}")
 
 
 @bp.post("/jobs/<job_id>/mix")

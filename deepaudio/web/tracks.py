@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 
 from deepaudio.web.catalog import track_json, track_path, track_row, user_track_json
 from deepaudio.web.db import db
-from deepaudio.web.http import arg, identify, user_id
+from deepaudio.web.http import arg, identify, send_media, user_id
 from deepaudio.web.runs import list_runs
 from deepaudio.web.uploads import remove_upload, save_upload
 
@@ -88,5 +88,5 @@ def remove_track(track_id: str):
 def audio(track_id: str):
     row = track_row(track_id)
     # conditional=True: ETag/Last-Modified and Range requests (206 Partial Content)
-    return send_file(track_path(track_id), mimetype=AUDIO_MIME[row["format"]], conditional=True,
-                     etag=row["id"], max_age=86400)
+    return send_media(track_path(track_id), mimetype=AUDIO_MIME[row["format"]], etag=row["id"],
+                      max_age=86400)

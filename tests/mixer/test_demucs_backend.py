@@ -13,7 +13,7 @@ import torch
 from deepaudio.cli import mixer as mixer_cli
 from deepaudio.mixer.demucs_backend import check_demucs_weights, demucs_stream, load_demucs
 from deepaudio.mixer.separate import separate
-from deepaudio.mixer.stems import STEMS, SeparationError, load_stems
+from deepaudio.mixer.stems import STEMS, SeparationError, UnknownModelError, load_stems
 
 SR = 44100
 
@@ -89,3 +89,12 @@ def test_corrupt_weights_are_a_clear_error(tiny_repo, tmp_path):
     (bad / "0a1b2c3d-deadbeef.th").write_bytes(b"not a checkpoint")
     with pytest.raises(SeparationError, match="cannot load Demucs model 'tinyht'.*checksum"):
         load_demucs("tinyht", bad)
+
+
+@pytest.mark.parametrize("name", ["GJ6-", "x" * 120, "a..b"])
+def test_names_the_hub_cannot_hold_are_unknown_models(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(UnknownModelError, match="unknown Demucs model"):
+        check_demucs_weights(name)

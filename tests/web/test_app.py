@@ -97,3 +97,41 @@ def test_memory_lru_is_bounded_in_bytes():
     assert lru.used <= 1000 and len(lru) == 5 and lru.get("9") == 9 and lru.get("0") is None
     lru.put("big", "x", 300)                     # over a quarter of the budget: not kept
     assert lru.get("big") is None and lru.used <= 1000
+
+
+def test_forged_host_is_refused_and_headers_protect_the_pages(client):
+    """A page on another site that rebinds its name to 127.0.0.1 reaches the server under its
+    own Host: refused, also with a matching forged Origin (a DNS-rebinding attack)."""
+    r = client.post("/api/mixer/mixes", json={}, headers={"Host": "evil.example",
+                                                          "Origin": "http://evil.example"})
+    assert r.status_code == 400
+    ok = client.get("/")
+    assert ok.headers["X-Frame-Options"] == "DENY"
+    csp = ok.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self' 'sha256-" in csp
+    assert "unsafe-eval" not in csp
+
+
+def test_data_folder_is_private_and_requests_are_logged(sample_set, playground_models, tmp_path,
+                                                        make_app, caplog):
+    app = make_app(tmp_path / "data", sample_set, playground_models)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(app.config["DB_PATH"]).st_mode) == 0o600
+    with caplog.at_level("INFO", logger="playground.access"):
+        app.test_client().get("/api/health?secret=1", headers={"Cookie": "session=x"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "playground.access"]
+    assert any(" GET /api/health 200 " in line for line in lines), lines
+    assert not any("secret" in line or "session" in line for line in lines)
+
+
+def test_range_headers_follow_rfc_9110(client, first_track):
+    url = f"/api/tracks/{first_track['id']}/audio"
+    whole = client.get(url)
+    assert whole.status_code == 200
+    size = len(whole.data)
+    part = client.get(url, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.data == whole.data[:100]
+    for ignored in ("garbage", "bytes=0-9,20-29", "bytes=", "items=0-9", "bytes=9-x"):
+        r = client.get(url, headers={"Range": ignored})
+        assert r.status_code == 200 and len(r.data) == size, ignored
+    assert client.get(url, headers={"Range": f"bytes={size + 10}-"}).status_code == 416
