@@ -22,6 +22,7 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     worker = f"deepaudio-numba-{os.getuid()}-{os.environ['PYTEST_XDIST_WORKER']}"
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), worker))
 
+import numpy as np
 import pytest
 import torch
 from waitress import create_server
@@ -228,3 +229,59 @@ def _serve(app):
 def serve():
     """``with serve(app) as url``: the app served by waitress in a thread."""
     return _serve
+
+
+def _long_song(path: Path, minutes: float, sr: int = 44100) -> Path:
+    """A stereo FLAC song of ``minutes`` (tones that change every 10 s over noise, pulsing
+    twice a second), written block by block."""
+    import soundfile as sf
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
+        for b in range(int(round(minutes * 6))):
+            t = (np.arange(sr * 10) + b * sr * 10) / sr
+            x = 0.2 * np.sin(2 * np.pi * (220 + 20 * (b % 5)) * t) \
+                + 0.05 * rng.standard_normal(len(t))
+            x *= 0.5 + 0.5 * (np.sin(2 * np.pi * 2 * t) > 0)
+            f.write(np.stack([x, 0.8 * x], 1).astype(np.float32))
+    return path
+
+
+@pytest.fixture(scope="session")
+def long_song():
+    """``long_song(path, minutes)``: write a long stereo FLAC song."""
+    return _long_song
+
+
+_RSS = """
+def _status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key + ':'):
+            return int(line.split()[1]) / 1024
+"""
+
+
+def _peak_rss(setup: str, **runs: str) -> dict[str, float]:
+    """Peak RSS growth in MB of each statement in ``runs`` (name=statement), run in order
+    after ``setup`` in a fresh interpreter, each measured from the resident memory before it
+    to the kernel's high-water mark (VmHWM, reset before each with ``clear_refs``). Give the
+    small input first: it loads the models and libraries, and the figures compare what a
+    longer input adds. Not ``ru_maxrss``: a child inherits its parent's, so under pytest it
+    starts at pytest's."""
+    import subprocess
+    import sys
+    lines = ["import json, warnings", "warnings.simplefilter('ignore')", _RSS, setup,
+             "growth = {}"]
+    for name, statement in runs.items():
+        lines += ["open('/proc/self/clear_refs', 'w').write('5')", "base = _status('VmRSS')",
+                  statement, f"growth[{name!r}] = _status('VmHWM') - base"]
+    lines.append("print(json.dumps(growth))")
+    out = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def peak_rss():
+    """``peak_rss(setup, short=..., long=...)``: see :func:`_peak_rss`."""
+    return _peak_rss

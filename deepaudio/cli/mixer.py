@@ -21,9 +21,9 @@ from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.core.files import atomic_write_json
 from deepaudio.mixer.evaluate import evaluate
-from deepaudio.mixer.render import export_mix, mix_settings, render_mix
+from deepaudio.mixer.render import mix_settings, render_to_file
 from deepaudio.mixer.separate import BACKENDS, separate
-from deepaudio.mixer.stems import STEMS, load_stems, write_previews
+from deepaudio.mixer.stems import STEMS, open_stems, write_previews
 from deepaudio.web.jobs import JobQueue
 
 
@@ -112,10 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "target_lufs": args.target_lufs,
                                  "ceiling_dbtp": args.ceiling_dbtp,
                                  "limiter": not args.no_limiter, "format": fmt})
-        stems, sr = load_stems(args.stems_dir)
-        audio, report = render_mix(stems, sr, settings)
-        export_mix(out, audio, sr, fmt)
-        print(f"{out}: {audio.shape[1] / sr:.1f} s, " + ", ".join(
+        folder = open_stems(args.stems_dir)
+        report = render_to_file(folder, folder.sr, settings, out)
+        print(f"{out}: {folder.frames / folder.sr:.1f} s, " + ", ".join(
             f"{k} {v}" for k, v in report.items()))
     elif args.command == "evaluate":
         print(f"{'track':<22} " + " ".join(f"{s:>13}" for s in STEMS) + "     s")

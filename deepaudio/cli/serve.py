@@ -10,7 +10,7 @@ import logging
 import os
 
 from deepaudio.core.errors import user_errors_exit_2
-from deepaudio.web.app import create_app
+from deepaudio.web.app import ServerConfig, create_app
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="longest upload accepted (checked before decoding)")
     p.add_argument("--crossfade-cache-mb", type=float, default=1024.0,
                    help="disk kept for rendered crossfades; the least recently used go first")
+    p.add_argument("--stem-cache-mb", type=float, default=ServerConfig.stem_cache_mb,
+                   help="memory kept for decoded stems, so re-rendering a mix only mixes")
+    p.add_argument("--timeline-memory-mb", type=float, default=ServerConfig.timeline_memory_mb,
+                   help="memory kept for feature timelines")
+    p.add_argument("--timeline-cache-mb", type=float, default=ServerConfig.timeline_cache_mb,
+                   help="feature timelines kept in the database; the oldest go first")
     p.add_argument("--cors-origin", action="append", default=[],
                    help="allow this origin cross-site (repeatable); default same-origin only")
     p.add_argument("--allowed-host", action="append", default=[],
@@ -51,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                       "max_upload_mb": args.max_upload_mb, "cors_origins": args.cors_origin,
                       "max_duration_minutes": args.max_duration_minutes,
                       "crossfade_cache_mb": args.crossfade_cache_mb,
+                      "stem_cache_mb": args.stem_cache_mb,
+                      "timeline_memory_mb": args.timeline_memory_mb,
+                      "timeline_cache_mb": args.timeline_cache_mb,
                       "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
                       "demucs_model": args.demucs_model, "redis_url": args.redis})
     from waitress import serve

@@ -261,6 +261,66 @@ def read_blocks(path: str | os.PathLike, *, frames: int = 30 * 44100,
             yield np.ascontiguousarray(data.T) * np.float32(scale)
 
 
+def stream_audio(source: str | os.PathLike | tuple[np.ndarray, int], sr: int, *,
+                 channels: int = 1, block_seconds: float = 10.0) -> tp.Iterator[np.ndarray]:
+    """A song as float32 ``(channels, n)`` blocks at ``sr``, decoded, mixed to ``channels``
+    and resampled block by block (soxr's streaming resampler, HQ, the engine of
+    :func:`resample`): memory holds one block whatever the song's length.
+
+    ``source`` is a path or ``(audio (C, N), rate)``. A file that stops decoding part-way or
+    holds NaN or infinity raises AudioError naming it, like :func:`load_audio`.
+    """
+    if isinstance(source, tuple):
+        audio, rate = source
+        audio = np.atleast_2d(np.asarray(audio, np.float32))
+        step = max(1, int(block_seconds * rate))
+        blocks: tp.Iterator[np.ndarray] = (audio[:, i:i + step]
+                                           for i in range(0, audio.shape[1], step))
+        name: Path | str = "<array>"
+    else:
+        name = Path(source)
+        rate = audio_info(name).samplerate
+        blocks = _file_blocks(name, max(1, int(block_seconds * rate)))
+    rate = int(rate)
+    stream = None if rate == sr else soxr.ResampleStream(rate, sr, channels, dtype="float32",
+                                                         quality="HQ")
+    produced = 0
+    for block in blocks:
+        block = to_channels(block, channels)
+        produced += block.shape[1]
+        if stream is None:
+            yield np.ascontiguousarray(block, np.float32)
+            continue
+        out = stream.resample_chunk(np.ascontiguousarray(block.T))
+        if len(out):
+            yield np.ascontiguousarray(out.T)
+    if produced == 0:
+        raise AudioError(name, "contains no audio samples")
+    if stream is not None:
+        out = stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+        if len(out):
+            yield np.ascontiguousarray(out.T)
+
+
+def _file_blocks(path: Path, frames: int) -> tp.Iterator[np.ndarray]:
+    done = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while len(data := f.read(frames, dtype="float32", always_2d=True)):
+                if not np.isfinite(data).all():
+                    raise AudioError(path, "decoded samples contain NaN or infinity")
+                done += len(data)
+                yield np.ascontiguousarray(data.T)
+    except AudioError:
+        raise
+    except Exception as e:      # a decoder error part-way: a corrupt file
+        if done == 0:
+            raise _open_error(path, e) from None
+        raise AudioError(path, f"decoding fails after {done} samples "
+                               f"({str(e).split(': ', 1)[-1].strip() or type(e).__name__})") \
+            from None
+
+
 DECODE_BLOCK_SECONDS = 20.0
 
 

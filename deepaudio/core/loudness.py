@@ -9,6 +9,8 @@ loudness matching and loudness dip use these functions and no other meter.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from deepaudio.core.config import ConfigError
@@ -26,15 +28,26 @@ def _k_weighting(sr: int) -> np.ndarray:
     return _K_SOS[sr]
 
 
-def _k_weighted(audio: np.ndarray, sr: int) -> np.ndarray:
-    """(C, N) float32 K-weighted audio; raises ConfigError below one 400 ms block."""
+K_BLOCK = 1 << 18         # samples K-filtered at a time: bounds the float32 temporaries
+
+
+def _k_energy(audio: np.ndarray, sr: int) -> np.ndarray:
+    """(N,) float32 channel sum of the squared K-weighted audio, filtered ``K_BLOCK`` samples
+    at a time with the filter state carried over (the same numbers as one pass, without a
+    K-weighted copy of the audio); raises ConfigError below one 400 ms block."""
     from scipy.signal import sosfilt
     audio = np.atleast_2d(audio)
     if audio.shape[1] < 0.4 * sr:
         raise ConfigError(f"loudness needs at least 0.4 s of audio, got "
                           f"{audio.shape[1] / sr:.3f} s")
-    return sosfilt(_k_weighting(sr).astype(np.float32), audio.astype(np.float32, copy=False),
-                   axis=1)
+    sos = _k_weighting(sr).astype(np.float32)
+    zi = np.zeros((sos.shape[0], audio.shape[0], 2), np.float32)
+    energy = np.empty(audio.shape[1], np.float32)
+    for a in range(0, audio.shape[1], K_BLOCK):
+        k, zi = sosfilt(sos, audio[:, a:a + K_BLOCK].astype(np.float32, copy=False), axis=1,
+                        zi=zi)
+        energy[a:a + K_BLOCK] = np.einsum("cn,cn->n", k, k)
+    return energy
 
 
 def _subblock_energy(power: np.ndarray, sr: int) -> np.ndarray:
@@ -75,8 +88,8 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
     ``pyloudnorm.Meter.integrated_loudness`` (agreement within 0.01 LU is tested), with the
     gating vectorised.
     """
-    k = _k_weighted(audio, sr)
-    return _gated_loudness(_subblock_energy(np.square(k), sr), k.shape[1], sr)
+    audio = np.atleast_2d(audio)
+    return _gated_loudness(_subblock_energy(_k_energy(audio, sr)[None], sr), audio.shape[1], sr)
 
 _TP_FILTERS: dict[int, np.ndarray] = {}
 _TP_TAPS = 12                   # per phase: BS.1770-4 Annex 2's 48-tap interpolator at 4x
@@ -145,6 +158,23 @@ def _interpolated_peaks(ch: np.ndarray, hot: np.ndarray, H: np.ndarray
     return ends, peaks
 
 
+SCAN_BLOCK = 1 << 20       # samples scanned at a time for peaks: no full-length temporaries
+
+
+def sample_peak(audio: np.ndarray) -> float:
+    """The largest magnitude of ``audio`` (any shape, samples last), scanned in blocks."""
+    audio = np.atleast_2d(audio)
+    return max((float(np.abs(audio[:, a:a + SCAN_BLOCK]).max())
+                for a in range(0, audio.shape[1], SCAN_BLOCK)), default=0.0)
+
+
+def _indices_above(ch: np.ndarray, floor: float) -> np.ndarray:
+    """Sorted indices where ``|ch| >= floor``, scanned in blocks."""
+    parts = [np.flatnonzero(np.abs(ch[a:a + SCAN_BLOCK]) >= floor) + a
+             for a in range(0, ch.shape[0], SCAN_BLOCK)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def true_peak(audio: np.ndarray, oversample: int = 4, *, above: float = 0.0) -> float:
     """Linear true peak of (C, N) audio: the largest magnitude of the 4x-oversampled signal
     (BS.1770-4 Annex 2: 4x oversampling, 48-tap interpolator).
@@ -157,13 +187,13 @@ def true_peak(audio: np.ndarray, oversample: int = 4, *, above: float = 0.0) -> 
     H = _tp_filter(oversample)
     bound = np.abs(H).sum(axis=0).max()
     audio = np.atleast_2d(audio)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    peak = sample_peak(audio) if audio.size else 0.0
     if peak == 0.0:
         return 0.0
     threshold = max(peak, above) / bound
     best = peak
     for ch in audio:
-        _, peaks = _interpolated_peaks(ch, np.flatnonzero(np.abs(ch) >= threshold), H)
+        _, peaks = _interpolated_peaks(ch, _indices_above(ch, threshold), H)
         if peaks.size:
             best = max(best, float(peaks.max()))
     return best
@@ -182,12 +212,12 @@ def _local_peaks(audio: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarra
     n = audio.shape[1]
     positions, peaks = [], []
     for ch in audio:
-        mag = np.abs(ch)
-        near = np.flatnonzero(mag >= floor / bound)       # only these can make an over
+        near = _indices_above(ch, floor / bound)          # only these can make an over
         if near.size == 0:
             continue
-        over = near[mag[near] > floor]
-        positions.append(over)
+        mag = np.abs(ch[near])
+        over = mag > floor
+        positions.append(near[over])
         peaks.append(mag[over])
         ends, inter = _interpolated_peaks(ch, near, H)
         over = inter > floor
@@ -329,23 +359,60 @@ def _limit_to_target(mix: np.ndarray, energy: np.ndarray, sr: int, loudness: flo
         gain_db += step
 
 
+@dataclasses.dataclass
+class GainPlan:
+    """A gain for a whole signal: a constant ``gain`` times the limiter's gain ``limited``
+    (``(spans, g)`` where it is below 1, or None). :meth:`block` applies it to any slice, so
+    an export can be written block by block without a second copy of the audio."""
+    gain: float = 1.0
+    limited: tuple | None = None
+
+    def block(self, audio: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """``audio[:, start:stop]`` with the gain applied (a new float32 array)."""
+        out = audio[:, start:stop] * np.float32(self.gain)
+        if self.limited is not None:
+            (starts, stops), g = self.limited
+            offsets = np.cumsum(stops - starts) - (stops - starts)
+            for k in range(np.searchsorted(stops, start, side="right"), len(starts)):
+                a, b = max(int(starts[k]), start), min(int(stops[k]), stop)
+                if a >= b:
+                    break
+                o = int(offsets[k]) + a - int(starts[k])
+                out[:, a - start:b - start] *= g[o:o + b - a]
+        return out
+
+    def apply(self, audio: np.ndarray) -> np.ndarray:
+        if self.gain == 1.0 and self.limited is None:
+            return audio
+        return self.block(audio, 0, audio.shape[1])
+
+
 def normalize_loudness(mix: np.ndarray, sr: int, *, target_lufs: float, ceiling_dbtp: float,
                        limiter: bool = True) -> tuple[np.ndarray, dict]:
-    """``mix`` (C, N) brought to ``target_lufs`` under a true-peak ceiling of ``ceiling_dbtp``.
+    """``mix`` (C, N) brought to ``target_lufs`` under a true-peak ceiling of ``ceiling_dbtp``:
+    :func:`loudness_plan` applied. Returns the audio and the plan's report."""
+    plan, report = loudness_plan(mix, sr, target_lufs=target_lufs, ceiling_dbtp=ceiling_dbtp,
+                                 limiter=limiter)
+    return plan.apply(mix), report
+
+
+def loudness_plan(mix: np.ndarray, sr: int, *, target_lufs: float, ceiling_dbtp: float,
+                  limiter: bool = True) -> tuple[GainPlan, dict]:
+    """The gain that brings ``mix`` (C, N) to ``target_lufs`` under a true-peak ceiling of
+    ``ceiling_dbtp``.
 
     With ``limiter`` a look-ahead true-peak limiter (:func:`true_peak_limiter`'s algorithm, one
     gain curve for every channel) holds the peaks at the ceiling and the gain is raised again
     for the loudness the limiting took, so the output lands on the target; without it the
     whole gain is lowered until the peak meets the ceiling (dynamics untouched, but peaky
-    material ends below the target). Silence is returned unchanged.
+    material ends below the target). Silence gets unit gain.
 
-    Returns the audio and a report: ``input_lufs``, ``output_lufs``, ``gain_db``, and what the
+    Returns the plan and a report: ``input_lufs``, ``output_lufs``, ``gain_db``, and what the
     limiter did (``limiter_max_reduction_db``, ``limiter_limited_percent``: the share of
-    samples reduced by more than ``LIMITED_DB``) or ``limited_by_true_peak``.
+    samples reduced by more than ``LIMITED_DB``) or ``limited_by_true_peak``. Memory: the mix
+    and one float32 value per sample frame (its K-weighted energy).
     """
-    k = _k_weighted(mix, sr)
-    energy = np.einsum("cn,cn->n", k, k)                          # (N,) channel sum
-    del k
+    energy = _k_energy(mix, sr)                                   # (N,) channel sum
     loudness = _gated_loudness(_subblock_energy(energy[None], sr), mix.shape[1], sr)
     report: dict = {"input_lufs": round(loudness, 2)}
     gain, limited = 1.0, None
@@ -367,11 +434,5 @@ def normalize_loudness(mix: np.ndarray, sr: int, *, target_lufs: float, ceiling_
             gain *= ceiling / tp_
             report["limited_by_true_peak"] = True
         report["output_lufs"] = round(loudness + float(20 * np.log10(gain)), 2)
-    if limited is not None:
-        curve = np.full(mix.shape[1], np.float32(gain))
-        _apply_spans(curve, *limited)
-        out = mix * curve                       # one gain curve for both channels
-    else:
-        out = mix if gain == 1.0 else mix * np.float32(gain)
     report["gain_db"] = round(float(20 * np.log10(gain)), 2)
-    return out, report
+    return GainPlan(gain, limited), report

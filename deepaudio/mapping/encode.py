@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import typing as tp
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepaudio.core.audio import load_audio, resample, to_channels
+from deepaudio.core.audio import stream_audio
 from deepaudio.core.datasets import read_partition
 from deepaudio.core.errors import ToolkitError
-from deepaudio.core.features import apply_scaler, mfcc_segments, spectrum_segments
+from deepaudio.core.features import (
+    apply_scaler,
+    frame_stream,
+    log_spectra,
+    mfcc_stream,
+    segment_view,
+)
 from deepaudio.networks.checkpoint import load_trained
 
 
@@ -61,25 +68,50 @@ class EncoderRun:
     def segment_length(self) -> float:
         return float(self.info["segment_seconds"])
 
-    def segments(self, y: np.ndarray, hop_seconds: float) -> tuple[np.ndarray, float]:
-        """Scaled model inputs at a hop; returns (segments, actual hop in seconds)."""
+    def segment_batches(self, source, hop_seconds: float, batch_size: int = 256
+                        ) -> tuple[tp.Iterator[np.ndarray], float, _Count]:
+        """Scaled model inputs at a hop, ``batch_size`` segments at a time, computed from the
+        song block by block; returns (batches, actual hop in seconds, a counter whose
+        ``samples`` is the song's length once the batches are consumed).
+
+        MFCC runs hold the song's MFCCs (the dB floor is set by the whole song's loudest
+        frame); spectrum runs hold one block and one batch. The segments are those of
+        :func:`~deepaudio.core.features.mfcc_segments` / ``spectrum_segments`` on the whole
+        song, the features the dataset was built with.
+        """
         c = self.config
+        count = _Count()
+        blocks = count.through(stream_audio(source, self.sr))
         if self.mode == "mfcc":
             frame = c["mfcc_hops"] / self.sr
             hop = max(1, int(round(hop_seconds / frame)))
-            segs = mfcc_segments(y, self.sr, num_mfcc=c["num_mfcc"], n_mels=c["n_mels"],
-                                 hop_length=c["mfcc_hops"], n_fft=c["n_fft"],
-                                 frames_per_segment=c["frames_per_segment"], segment_hop=hop)
-            actual = hop * frame
-        else:
-            hop = max(1, int(round(hop_seconds * self.sr)))
-            segs = spectrum_segments(y, window_size=c["window_size"], hop_length=hop)
-            actual = hop / self.sr
-        return apply_scaler(segs, self.scaler), actual
+            m = mfcc_stream(blocks, self.sr, num_mfcc=c["num_mfcc"], n_mels=c["n_mels"],
+                            hop_length=c["mfcc_hops"], n_fft=c["n_fft"])
+            view = segment_view(m, c["frames_per_segment"], hop)
+            batches = (apply_scaler(view[i:i + batch_size], self.scaler)
+                       for i in range(0, len(view), batch_size))
+            return batches, hop * frame, count
+        hop = max(1, int(round(hop_seconds * self.sr)))
+        batches = (apply_scaler(log_spectra(f), self.scaler)
+                   for f in frame_stream(blocks, c["window_size"], hop, batch=batch_size))
+        return batches, hop / self.sr, count
 
     def encode(self, segs: np.ndarray, layer: str | None, batch_size: int = 256) -> np.ndarray:
         with self.lock:
             return self.model.encode_array(segs, layer, batch_size=batch_size)
+
+
+class _Count:
+    """Counts the samples of a block stream as it passes."""
+
+    def __init__(self):
+        self.samples = 0
+
+    def through(self, blocks: tp.Iterable[np.ndarray]) -> tp.Iterator[np.ndarray]:
+        for block in blocks:
+            self.samples += block.shape[-1]
+            yield block
+
 
 _RUNS: dict[tuple[str, str], EncoderRun] = {}
 _RUNS_LOCK = threading.Lock()
@@ -94,13 +126,9 @@ def get_run(run_dir: str | Path, device: str = "cpu") -> EncoderRun:
         return _RUNS[key]
 
 
-def _mono(source: str | Path | tuple[np.ndarray, int], sr: int) -> np.ndarray:
-    """A song (a path, or ``(audio (C, N), rate)``) as mono float32 (N,) at ``sr``."""
-    if isinstance(source, tuple):
-        audio, rate = source
-        audio = np.asarray(audio, np.float32).reshape(-1, audio.shape[-1])
-        return resample(to_channels(audio, 1), rate, sr)[0]
-    return load_audio(source, sr=sr, mono=True)[0][0]
+def _too_short(run: EncoderRun, samples: int) -> ToolkitError:
+    return ToolkitError(f"the audio ({samples / run.sr:.2f} s) is shorter than one "
+                        f"{run.segment_length():.2f} s segment")
 
 
 def encode_track(source: str | Path | tuple[np.ndarray, int], run_dir: str | Path,
@@ -109,23 +137,23 @@ def encode_track(source: str | Path | tuple[np.ndarray, int], run_dir: str | Pat
     """Encode a song (a path, or ``(audio (C, N), sr)``) with a trained run.
 
     ``hop_seconds`` sets the spacing of (overlapping) segments; default the dataset's hop.
-    Frame ``i`` is the segment centred at ``start + i * hop``.
+    Frame ``i`` is the segment centred at ``start + i * hop``. The song is decoded, featurised
+    and encoded block by block: memory grows with the output, not with the song.
     """
     run = get_run(run_dir, device)
-    y = _mono(source, run.sr)
     hop = hop_seconds if hop_seconds is not None else float(run.info.get("hop_seconds") or
                                                               run.segment_length())
     if hop <= 0:
         raise ToolkitError(f"hop_seconds must be positive, got {hop}")
-    segs, actual = run.segments(y, hop)
-    if len(segs) == 0:
-        raise ToolkitError(f"the audio ({len(y) / run.sr:.2f} s) is shorter than one "
-                           f"{run.segment_length():.2f} s segment")
-    feats = run.encode(segs, layer, batch_size)
+    batches, actual, count = run.segment_batches(source, hop, batch_size)
+    parts = [run.encode(segs, layer, batch_size) for segs in batches]
+    if not parts:
+        raise _too_short(run, count.samples)
+    feats = np.concatenate(parts)
     layer = layer or run.model.default_layer
     return FeatureTimeline(fps=1.0 / actual, names=[f"{layer}_{k}" for k in range(feats.shape[1])],
                            frames=feats, start=run.segment_length() / 2,
-                           meta={"layer": layer, "duration": len(y) / run.sr})
+                           meta={"layer": layer, "duration": count.samples / run.sr})
 
 
 def genre_probabilities(source: str | Path | tuple[np.ndarray, int], run_dir: str | Path,
@@ -136,17 +164,17 @@ def genre_probabilities(source: str | Path | tuple[np.ndarray, int], run_dir: st
     genres = run.info.get("genres")
     if not hasattr(run.model, "classifier") or not genres:
         raise ToolkitError(f"{run_dir}: not a genre classifier run")
-    y = _mono(source, run.sr)
-    segs, _ = run.segments(y, hop_seconds or run.segment_length())
-    if len(segs) == 0:
-        raise ToolkitError(f"the audio ({len(y) / run.sr:.2f} s) is shorter than one "
-                           f"{run.segment_length():.2f} s segment")
-    with run.lock, torch.inference_mode():
-        run.model.eval()
-        logits = torch.cat([run.model(torch.from_numpy(segs[i:i + 256]).to(run.device)).cpu()
-                            for i in range(0, len(segs), 256)])
-    p = torch.softmax(logits.float(), dim=1).mean(0).numpy()
-    return {g: float(v) for g, v in zip(genres, p)}
+    batches, _, count = run.segment_batches(source, hop_seconds or run.segment_length())
+    total, n = None, 0
+    for segs in batches:
+        with run.lock, torch.inference_mode():
+            run.model.eval()
+            probs = torch.softmax(run.model(torch.from_numpy(segs).to(run.device)).float(), 1)
+        p = probs.sum(0).cpu().numpy().astype(np.float64)
+        total, n = (p if total is None else total + p), n + len(segs)
+    if total is None:
+        raise _too_short(run, count.samples)
+    return {g: float(v) for g, v in zip(genres, total / n)}
 
 
 def encode_partition(run_dir: str | Path, part: str, layer: str | None = None, *,

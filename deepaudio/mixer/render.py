@@ -39,7 +39,8 @@ import numpy as np
 from deepaudio.core.audio import write_audio_blocks
 from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.gain import db_to_gain
-from deepaudio.core.loudness import normalize_loudness
+from deepaudio.core.loudness import GainPlan, loudness_plan, sample_peak
+from deepaudio.mixer.stems import StemFolder
 
 GAIN_MIN_DB, GAIN_MAX_DB = -60.0, 12.0
 NORMALIZE = ("none", "peak", "rescale", "lufs")
@@ -135,56 +136,102 @@ def stack_stems(stems: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def _mix_matrix(settings: MixSettings, names: tp.Sequence[str]) -> np.ndarray:
+    """(2, 2S) float32: the mix as one matrix product with the (2S, N) stacked stems."""
+    mats = stem_matrices(settings, names).astype(np.float32)          # (S, out, in)
+    return np.ascontiguousarray(mats.transpose(1, 0, 2).reshape(2, -1))
+
+
 def mix_stack(stack: np.ndarray, names: tp.Sequence[str], settings: MixSettings) -> np.ndarray:
     """The (2, N) float32 sum of a (S, 2, N) stem stack under ``settings`` (no normalisation):
     one (2, 2S) @ (2S, N) matrix product."""
-    mats = stem_matrices(settings, names).astype(np.float32)          # (S, out, in)
-    m2 = np.ascontiguousarray(mats.transpose(1, 0, 2).reshape(2, -1))  # (out, S * in)
-    return m2 @ stack.reshape(-1, stack.shape[-1])
+    return _mix_matrix(settings, names) @ stack.reshape(-1, stack.shape[-1])
 
 
 def mix_stems(stems: dict[str, np.ndarray], settings: MixSettings) -> np.ndarray:
     return mix_stack(stack_stems(stems), list(stems), settings)
 
 
-def normalize_mix(mix: np.ndarray, sr: int, settings: MixSettings) -> tuple[np.ndarray, dict]:
-    """Apply ``settings.normalize``; returns the audio and a report (gain, loudness, peaks,
+Source = dict | tuple | StemFolder
+
+
+def mix_source(source: Source, settings: MixSettings) -> np.ndarray:
+    """The (2, N) un-normalised mix of stems given as a dict, a ``(stack, names)`` pair or a
+    :class:`StemFolder` (read block by block: memory holds the mix and one block)."""
+    if isinstance(source, StemFolder):
+        settings.check_stems(source.names)
+        m2 = _mix_matrix(settings, source.names)
+        mix = np.empty((2, source.frames), np.float32)
+        for start, block in source.blocks():
+            np.matmul(m2, block.reshape(-1, block.shape[-1]),
+                      out=mix[:, start:start + block.shape[-1]])
+        return mix
+    stack, names = (stack_stems(source), list(source)) if isinstance(source, dict) else source
+    settings.check_stems(names)
+    return mix_stack(stack, names, settings)
+
+
+BLOCK = 1 << 20         # samples per block when a plan is applied for a peak or an export
+
+
+def plan_mix(mix: np.ndarray, sr: int, settings: MixSettings) -> tuple[GainPlan, dict]:
+    """The gain of ``settings.normalize`` for ``mix`` and a report (gain, loudness, peaks,
     and in ``lufs`` mode the output loudness and what the limiter did)."""
     mode = settings.normalize
     report: dict = {"normalize": mode}
     if mode == "lufs":
-        out, lufs = normalize_loudness(mix, sr, target_lufs=settings.target_lufs,
-                                       ceiling_dbtp=settings.ceiling_dbtp,
-                                       limiter=settings.limiter)
+        plan, lufs = loudness_plan(mix, sr, target_lufs=settings.target_lufs,
+                                   ceiling_dbtp=settings.ceiling_dbtp, limiter=settings.limiter)
         report.update(lufs)
     else:
         gain = 1.0
         if mode in ("peak", "rescale"):
-            peak = float(np.abs(mix).max()) if mix.size else 0.0
+            peak = sample_peak(mix) if mix.size else 0.0
             if peak > 0:
                 gain = 1.0 / peak if mode == "peak" else min(1.0, 0.99 / peak)
-        out = mix if gain == 1.0 else mix * np.float32(gain)
+        plan = GainPlan(gain)
         report["gain_db"] = round(float(20 * np.log10(gain)), 2)
-    peak = float(np.abs(out).max()) if out.size else 0.0
+    peak = max((float(np.abs(plan.block(mix, a, a + BLOCK)).max())
+                for a in range(0, mix.shape[1], BLOCK)), default=0.0)
     report["sample_peak_dbfs"] = round(float(20 * np.log10(max(peak, 1e-12))), 2)
-    return out, report
+    return plan, report
 
 
-def render_mix(stems: dict[str, np.ndarray] | tuple[np.ndarray, tp.Sequence[str]], sr: int,
-               settings: MixSettings) -> tuple[np.ndarray, dict]:
-    """Mix and normalise stems given as a dict or as a ``(stack, names)`` pair (the server
-    keeps stacks in memory); the export format is applied by :func:`export_mix`."""
-    stack, names = (stack_stems(stems), list(stems)) if isinstance(stems, dict) else stems
-    settings.check_stems(names)
-    return normalize_mix(mix_stack(stack, names, settings), sr, settings)
+def normalize_mix(mix: np.ndarray, sr: int, settings: MixSettings) -> tuple[np.ndarray, dict]:
+    """Apply ``settings.normalize``; returns the audio and :func:`plan_mix`'s report."""
+    plan, report = plan_mix(mix, sr, settings)
+    return plan.apply(mix), report
 
 
-def export_mix(path, audio: np.ndarray, sr: int, fmt: str):
+def render_mix(stems: Source, sr: int, settings: MixSettings) -> tuple[np.ndarray, dict]:
+    """Mix and normalise stems given as a dict, a ``(stack, names)`` pair (the server keeps
+    stacks in memory) or a :class:`StemFolder`; :func:`render_to_file` writes an export
+    without the normalised copy."""
+    return normalize_mix(mix_source(stems, settings), sr, settings)
+
+
+def render_to_file(stems: Source, sr: int, settings: MixSettings, path) -> dict:
+    """Mix, normalise and export to ``path`` in ``settings.format``; returns the report.
+    Memory: the mix (8 bytes per stereo frame), its K-weighted energy for ``lufs`` (4 bytes
+    per frame) and one block; the normalised audio is written block by block."""
+    mix = mix_source(stems, settings)
+    plan, report = plan_mix(mix, sr, settings)
+    export_mix(path, mix, sr, settings.format, plan)
+    return report
+
+
+def export_mix(path, audio: np.ndarray, sr: int, fmt: str, plan: GainPlan | None = None):
     """Write a rendered mix atomically in ``fmt`` (wav16, wav24, flac, mp3; MP3 at LAME's
-    highest VBR quality)."""
+    highest VBR quality), applying ``plan`` block by block when given."""
     ext, subtype = FORMATS[fmt]
     if Path(path).suffix.lower() != ext:
         raise ConfigError(f"{path}: a {fmt} mix must be saved as {ext}")
-    audio = np.clip(audio, -1.0, 1.0) if subtype else audio
-    return write_audio_blocks(path, [audio], sr, audio.shape[0], subtype=subtype,
+    plan = plan or GainPlan()
+
+    def blocks() -> tp.Iterator[np.ndarray]:
+        for a in range(0, audio.shape[1], BLOCK):
+            block = plan.block(audio, a, a + BLOCK)
+            yield np.clip(block, -1.0, 1.0, out=block) if subtype else block
+
+    return write_audio_blocks(path, blocks(), sr, audio.shape[0], subtype=subtype,
                               compression_level=0.0 if fmt == "mp3" else None)

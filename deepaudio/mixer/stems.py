@@ -10,21 +10,21 @@ so the sum stays the mix; per-stem rescaling (Demucs' ``--clip-mode rescale``) w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-import threading
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from deepaudio.core.audio import load_audio, read_blocks, to_channels, write_audio_blocks
+from deepaudio.core.audio import audio_info, read_blocks, to_channels, write_audio_blocks
+from deepaudio.core.cache import MemoryLRU
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
-from deepaudio.mixer.render import stack_stems
 
 STEMS = ("drums", "bass", "other", "vocals")
                                 # and longer crash libsndfile's Vorbis encoder
@@ -96,15 +96,65 @@ def stems_sum(stems: dict[str, np.ndarray]) -> np.ndarray:
     return np.sum(list(stems.values()), axis=0)
 
 
-def load_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None = None
-               ) -> tuple[dict[str, np.ndarray], int]:
-    """Stems of a folder as float32 (2, N) arrays of equal length, and their sample rate.
+STEM_BLOCK = 1 << 18        # frames per block when stems are read block by block
 
-    Reads our ``stems.json`` (undoing its anti-clipping ``scale``) or, for any other folder
-    (Demucs' CLI output, the sample set's true stems), files named ``<stem>.<ext>``. Mono stems
-    become stereo; stems of different lengths are zero-padded to the longest; all stems must
-    share one sample rate.
-    """
+
+@dataclasses.dataclass
+class StemFolder:
+    """A stem folder opened for reading (headers only): the stems' files, their shared sample
+    rate, the longest stem's length and the anti-clipping ``scale`` to undo. Read it whole
+    with :meth:`stack` or block by block with :meth:`blocks`."""
+    path: Path
+    files: dict[str, Path]
+    sr: int
+    frames: int
+    scale: float = 1.0
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the whole stack as float32."""
+        return len(self.files) * 2 * self.frames * 4
+
+    def blocks(self, frames: int = STEM_BLOCK) -> tp.Iterator[tuple[int, np.ndarray]]:
+        """``(start, (S, 2, k) float32)`` blocks: stereo (mono copied, extra channels
+        dropped), scale undone, shorter stems padded with silence, ``self.frames`` long."""
+        handles = [sf.SoundFile(str(p)) for p in self.files.values()]
+        try:
+            for start in range(0, self.frames, frames):
+                k = min(frames, self.frames - start)
+                block = np.zeros((len(handles), 2, k), np.float32)
+                for i, f in enumerate(handles):
+                    data = f.read(k, dtype="float32", always_2d=True)[:, :2]
+                    block[i, :, :len(data)] = to_channels(np.ascontiguousarray(data.T), 2) \
+                        if len(data) else 0.0
+                if self.scale != 1.0:
+                    block /= np.float32(self.scale)
+                yield start, block
+        except SeparationError:
+            raise
+        except Exception as e:
+            raise SeparationError(f"{self.path}: a stem file does not decode ({e})") from None
+        finally:
+            for f in handles:
+                f.close()
+
+    def stack(self) -> np.ndarray:
+        """All stems as one (S, 2, N) float32 array."""
+        out = np.empty((len(self.files), 2, self.frames), np.float32)
+        for start, block in self.blocks():
+            out[:, :, start:start + block.shape[-1]] = block
+        return out
+
+
+def open_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None = None
+               ) -> StemFolder:
+    """A stem folder's stems, from our ``stems.json`` (with its anti-clipping ``scale``) or,
+    for any other folder (Demucs' CLI output, the sample set's true stems), files named
+    ``<stem>.<ext>``; all stems must share one sample rate."""
     stems_dir = Path(stems_dir)
     if not stems_dir.is_dir():
         raise SeparationError(f"{stems_dir}: stems folder not found")
@@ -127,22 +177,49 @@ def load_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None
     if not files:
         raise SeparationError(f"{stems_dir}: no stem files (expected e.g. vocals.wav, "
                               "drums.flac)")
-    stems, rates = {}, set()
-    for name, path in files.items():
-        audio, sr = load_audio(path, mono=False)
-        if audio.shape[0] > 2:
-            audio = audio[:2]
-        stems[name] = to_channels(audio, 2)
-        rates.add(sr)
+    infos = {name: audio_info(path) for name, path in files.items()}
+    rates = {int(i.samplerate) for i in infos.values()}
     if len(rates) > 1:
         raise SeparationError(f"{stems_dir}: stems have different sample rates "
                               f"({', '.join(map(str, sorted(rates)))} Hz)")
-    n = max(a.shape[1] for a in stems.values())
-    for name, a in stems.items():
-        if a.shape[1] < n:
-            a = np.pad(a, ((0, 0), (0, n - a.shape[1])))
-        stems[name] = a / np.float32(scale) if scale != 1.0 else a
-    return stems, rates.pop()
+    frames = max(int(i.frames) for i in infos.values())
+    if frames <= 0:
+        raise SeparationError(f"{stems_dir}: the stems hold no audio")
+    return StemFolder(stems_dir, files, rates.pop(), frames, scale)
+
+
+def load_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None = None
+               ) -> tuple[dict[str, np.ndarray], int]:
+    """Stems of a folder (see :func:`open_stems`) as float32 (2, N) arrays of equal length,
+    and their sample rate."""
+    folder = open_stems(stems_dir, sources=sources)
+    stack = folder.stack()
+    return dict(zip(folder.names, stack)), folder.sr
+
+
+class StemCache:
+    """Decoded stem stacks of recently mixed folders, bounded in bytes, so re-rendering a mix
+    costs only the mixing; a folder whose stack does not fit is read block by block at each
+    render instead."""
+
+    def __init__(self, max_bytes: int):
+        self.memory = MemoryLRU(max_bytes, max_item_fraction=1.0)
+
+    def source(self, folder: StemFolder) -> StemFolder | tuple[np.ndarray, list[str]]:
+        """What to mix: the cached ``(stack, names)``, or the folder itself if it is too
+        long to keep."""
+        stamp = (folder.path / "stems.json").stat().st_mtime \
+            if (folder.path / "stems.json").is_file() else 0.0
+        key = f"{folder.path}@{stamp}"
+        hit = self.memory.get(key)
+        if hit is not None:
+            return hit
+        if folder.nbytes > self.memory.max_bytes:
+            return folder
+        value = (folder.stack(), folder.names)
+        self.memory.put(key, value, folder.nbytes)
+        return value
+
 
 PREVIEW_QUALITY = 0.6       # libsndfile Vorbis compression level: ~100 kb/s stereo
 
@@ -155,25 +232,3 @@ def write_previews(stems_dir: Path, manifest: dict) -> dict:
             "sample_rate"], manifest["channels"], compression_level=PREVIEW_QUALITY)
         previews[s] = f"{s}.ogg"
     return previews
-
-_STEM_CACHE: dict[str, tuple[float, tp.Any]] = {}
-_STEM_CACHE_LOCK = threading.Lock()
-
-
-def cached_stems(stems_dir: Path, items: int = 2):
-    """``(stack (S, 2, N), names, sr)`` of a stem folder, decoded once and kept in memory for
-    the last ``items`` folders, so re-rendering a mix costs only the mixing."""
-    key = str(stems_dir)
-    stamp = (stems_dir / "stems.json").stat().st_mtime
-    with _STEM_CACHE_LOCK:
-        hit = _STEM_CACHE.get(key)
-        if hit is not None and hit[0] == stamp:
-            _STEM_CACHE[key] = _STEM_CACHE.pop(key)      # most recently used last
-            return hit[1]
-    stems, sr = load_stems(stems_dir)
-    value = (stack_stems(stems), list(stems), sr)
-    with _STEM_CACHE_LOCK:
-        _STEM_CACHE[key] = (stamp, value)
-        while len(_STEM_CACHE) > items:
-            _STEM_CACHE.pop(next(iter(_STEM_CACHE)))
-    return value

@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes
+from deepaudio.mixer.stems import StemCache
 from deepaudio.web import crossfade, jobs, mixer, pages, tracks, visualizer
 from deepaudio.web.catalog import index_fma
 from deepaudio.web.db import close_db, init_db
@@ -62,6 +63,8 @@ class ServerConfig:
     classifier_run: str | None = None        # run id for genre probabilities; default: first
     timeline_memory_mb: float = 64.0         # timelines and their JSON kept in memory
     timeline_cache_mb: float = 256.0         # timelines kept in SQLite (oldest go first)
+    stem_cache_mb: float = 1024.0            # decoded stems kept for re-renders (longer songs
+                                             # are read from disk block by block)
     mixer_backend: tp.Literal["dsp", "demucs"] = "dsp"
     demucs_model: str = "htdemucs"
     demucs_repo: str | None = None
@@ -77,7 +80,7 @@ class ServerConfig:
         if not self.crossfade_cache_mb > 0:
             raise ConfigError("key 'crossfade_cache_mb' must be > 0, "
                               f"got {self.crossfade_cache_mb}")
-        for key in ("timeline_memory_mb", "timeline_cache_mb"):
+        for key in ("timeline_memory_mb", "timeline_cache_mb", "stem_cache_mb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"key {key!r} must be >= 0")
 
@@ -111,6 +114,7 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
         n = index_fma(app.config["DB_PATH"], Path(cfg.fma_dir).expanduser(), cfg.fma_subset)
         log.info("indexed %d FMA tracks from %s", n, cfg.fma_dir)
     app.extensions["timelines"] = TimelineCache(int(cfg.timeline_memory_mb * 2**20))
+    app.extensions["stems"] = StemCache(int(cfg.stem_cache_mb * 2**20))
     runs = list_runs(app.config["MODELS_DIR"])
     app.config["CLASSIFIER_RUN"] = (
         str(run_dir(app, cfg.classifier_run)) if cfg.classifier_run else

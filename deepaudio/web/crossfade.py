@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 from flask import Blueprint, Flask, current_app, jsonify
 
+from deepaudio.core.cache import KeyLocks
 from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
-from deepaudio.web.cache import KeyLocks
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.http import ApiError, data_dir, json_body, send_media
 from deepaudio.web.runs import wavenet_runs

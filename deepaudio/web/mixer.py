@@ -33,9 +33,9 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mixer import preferences
 from deepaudio.mixer.demucs_backend import check_demucs_weights
-from deepaudio.mixer.render import FORMATS, MIME, MixSettings, export_mix, mix_settings, render_mix
+from deepaudio.mixer.render import FORMATS, MIME, MixSettings, mix_settings, render_to_file
 from deepaudio.mixer.separate import BACKENDS
-from deepaudio.mixer.stems import STEMS, UnknownModelError, cached_stems
+from deepaudio.mixer.stems import STEMS, UnknownModelError, open_stems
 from deepaudio.web.catalog import track_path
 from deepaudio.web.db import db
 from deepaudio.web.http import (
@@ -184,13 +184,13 @@ def get_stem(job_id: str, name: str):
 def render(job_id: str):
     body = json_body()
     row = _done_job(job_id)
-    stack, names, sr = cached_stems(_stems_dir(row))
-    settings = mix_settings(body, names)
-    audio, report = render_mix((stack, names), sr, settings)
+    folder = open_stems(_stems_dir(row))
+    settings = mix_settings(body, folder.names)
     ext = FORMATS[settings.format][0]
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     out = _root() / "jobs" / job_id / "exports" / f"mix-{digest}{ext}"
-    export_mix(out, audio, sr, settings.format)
+    report = render_to_file(current_app.extensions["stems"].source(folder), folder.sr,
+                            settings, out)
     exports = sorted(out.parent.glob("mix-*"), key=lambda p: p.stat().st_mtime)
     for old in exports[:-KEEP_EXPORTS]:
         old.unlink(missing_ok=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from deepaudio.core.cache import KeyLocks, MemoryLRU
 from deepaudio.mapping.encode import genre_probabilities, get_run
 from deepaudio.mapping.mappings import METHODS, get_mapping
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
-from deepaudio.web.cache import KeyLocks, MemoryLRU
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import db
 from deepaudio.web.http import ApiError, arg, identify

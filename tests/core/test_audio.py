@@ -104,3 +104,32 @@ def test_find_audio_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)] == \
         ["a.wav", "b/2.flac", "c.MP3"]
+
+
+@pytest.mark.parametrize("rate", [44100, 22050, 48000])
+def test_stream_audio_equals_the_whole_file(tmp_path, rate):
+    """Decoding, downmixing and resampling block by block gives the samples of load_audio."""
+    from deepaudio.core.audio import stream_audio
+    x = np.random.default_rng(0).standard_normal((2, 3 * rate + 17)).astype(np.float32) * 0.1
+    p = save_audio(tmp_path / "a.wav", x, rate, sample_format="float")
+    whole, _ = load_audio(p, sr=22050, mono=True)
+    blocks = list(stream_audio(p, 22050, block_seconds=0.37))
+    assert len(blocks) > 5 and all(b.shape[0] == 1 and b.dtype == np.float32 for b in blocks)
+    streamed = np.concatenate(blocks, axis=1)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    arrays = np.concatenate(list(stream_audio((x, rate), 22050, block_seconds=1.1)), axis=1)
+    np.testing.assert_allclose(arrays, whole, atol=1e-5)
+    stereo = np.concatenate(list(stream_audio(p, rate, channels=2)), axis=1)
+    np.testing.assert_array_equal(stereo, x)
+
+
+def test_stream_audio_refuses_what_load_audio_refuses(tmp_path):
+    from deepaudio.core.audio import stream_audio
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"not audio at all" * 100)
+    with pytest.raises(AudioError, match="bad.mp3"):
+        list(stream_audio(bad, 22050))
+    x = tone(seconds=0.0)
+    with pytest.raises(AudioError, match="no audio samples"):
+        list(stream_audio((x, 44100), 22050))

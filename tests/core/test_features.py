@@ -47,3 +47,22 @@ def test_raw_frames():
     y = np.arange(50, dtype=np.float32)
     f = raw_frame_segments(y, segment_samples=16)
     assert f.shape == (3, 16) and f[1, 0] == 16
+
+
+def test_streamed_features_equal_the_whole_signal():
+    """MFCCs and spectra computed from blocks of any size are those of the whole signal."""
+    from deepaudio.core.features import frame_stream, mfcc_stream, segment_view
+    rng = np.random.default_rng(2)
+    y = (rng.standard_normal(7 * 22050) * np.linspace(0, 0.3, 7 * 22050)).astype(np.float32)
+    cuts = np.sort(rng.choice(len(y), 12, replace=False))
+    blocks = np.split(y, cuts)
+    whole = mfcc_stream([y], 22050, hop_length=441, n_fft=1102)
+    ref = librosa.feature.mfcc(y=y, sr=22050, n_mfcc=64, n_fft=1102, hop_length=441)
+    np.testing.assert_allclose(whole, ref, rtol=1e-4, atol=2e-3)
+    np.testing.assert_allclose(mfcc_stream(blocks, 22050), whole, rtol=1e-5, atol=1e-4)
+    frames = np.concatenate(list(frame_stream(blocks, 1000, 300, batch=7)))
+    np.testing.assert_array_equal(frames, librosa.util.frame(y, frame_length=1000,
+                                                             hop_length=300, axis=0))
+    segs = segment_view(whole, 96, 10)
+    np.testing.assert_array_equal(segs[3], whole[:, 30:126])
+    np.testing.assert_array_equal(mfcc_segments(y, 22050, segment_hop=10), segs)

@@ -36,3 +36,20 @@ def test_partition_encodings_match_stored_segments(ae_run):
     segs = read_partition(info["dataset_path"], "partition_cv")["segment_data"]
     enc = encode_partition(ae_run, "partition_cv")
     assert enc.shape == (len(segs), 10)
+
+
+def test_features_memory_does_not_grow_with_the_song(ae_run, classifier_run, long_song,
+                                                     peak_rss, tmp_path):
+    """A 10-minute song's features and genres take hardly more memory than a 1-minute
+    song's (its mel spectrogram and MFCCs, 2 to 3 MB a minute): the audio is decoded,
+    resampled and featurised block by block. Decoded whole, the 10-minute song alone is
+    212 MB of float stereo; the features request used to peak 450 MB above the short song's."""
+    short = long_song(tmp_path / "short.flac", 1)
+    long = long_song(tmp_path / "long.flac", 10)
+    setup = ("from deepaudio.mapping.timeline import mapped_timeline\n"
+             "from deepaudio.mapping.encode import genre_probabilities\n"
+             f"def go(p): mapped_timeline(p, {str(ae_run)!r}, fps=30, hop_seconds=0.1); "
+             f"genre_probabilities(p, {str(classifier_run)!r})")
+    r = peak_rss(setup, warm=f"go({str(short)!r})", short=f"go({str(short)!r})",
+                 long=f"go({str(long)!r})")
+    assert r["long"] - r["short"] < 100, r

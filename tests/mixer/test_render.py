@@ -184,3 +184,65 @@ def test_export_formats(tmp_path, fmt, subtype):
     assert info.samplerate == SR and info.channels == 2
     if subtype:
         assert info.subtype == subtype and info.frames == SR
+
+
+@pytest.mark.parametrize("raw", [{"gains": {"drums": 12, "bass": 9}},          # limiter works
+                                 {"gains": {"drums": 12}, "limiter": False},
+                                 {"normalize": "peak", "pans": {"vocals": -0.5}},
+                                 {"normalize": "none", "mutes": ["other"]}])
+def test_render_from_a_stem_folder_block_by_block(tmp_path, monkeypatch, raw):
+    """A folder mixed and exported block by block (small blocks here) gives the samples of
+    the in-memory render, its gain plan applied slice by slice."""
+    from deepaudio.core import loudness
+    from deepaudio.mixer import render
+    from deepaudio.mixer import stems as stems_mod
+    from deepaudio.mixer.render import plan_mix, render_to_file
+    from deepaudio.mixer.stems import StemWriter, open_stems
+    stems = _stems(seconds=8.0)
+    writer = StemWriter(tmp_path / "st", SR)
+    writer.write(np.stack([stems[s] for s in STEMS]))
+    writer.close({"backend": "test"})
+    for mod, name in ((stems_mod, "STEM_BLOCK"), (render, "BLOCK"), (loudness, "K_BLOCK"),
+                      (loudness, "SCAN_BLOCK")):
+        monkeypatch.setattr(mod, name, 30011)
+    folder = open_stems(tmp_path / "st")
+    settings = mix_settings({**raw, "format": "wav24"})
+    expected, report = render_mix(dict(zip(folder.names, folder.stack())), SR, settings)
+    if raw.get("gains", {}).get("bass"):
+        assert report["limiter_max_reduction_db"] > 1
+    got = render_to_file(folder, SR, settings, tmp_path / "mix.wav")
+    assert got == report
+    audio, sr = sf.read(tmp_path / "mix.wav", dtype="float32", always_2d=True)
+    np.testing.assert_allclose(audio.T, np.clip(expected, -1, 1), atol=2 ** -22)
+    plan, _ = plan_mix(render.mix_source(folder, settings), SR, settings)
+    whole = plan.apply(render.mix_source(folder, settings))
+    cuts = [0, 1, 4099, 200000, folder.frames]
+    np.testing.assert_array_equal(
+        np.concatenate([plan.block(render.mix_source(folder, settings), a, b)
+                        for a, b in zip(cuts[:-1], cuts[1:])], axis=1), whole)
+
+
+def test_render_memory_is_the_mix_and_its_loudness(tmp_path, long_song, peak_rss):
+    """A 10-minute export from its stem folder holds the float mix (8 bytes a frame, 212 MB)
+    and its K-weighted energy (4 bytes a frame), not the stems (four times the mix) nor
+    copies of it: the render used to peak at 1.6 GB."""
+    from deepaudio.mixer.stems import StemWriter
+    song = long_song(tmp_path / "song.flac", 10)
+    writer = StemWriter(tmp_path / "st", SR)
+    for block in sf.blocks(str(song), blocksize=SR * 30, dtype="float32"):
+        x = block.T
+        writer.write(np.stack([x * 0.5, x * 0.3, x * 0.1, x * 0.1]))
+    writer.close({"backend": "test"})
+    short = tmp_path / "short"
+    writer = StemWriter(short, SR)
+    writer.write(np.stack([x * 0.5, x * 0.3, x * 0.1, x * 0.1]))
+    writer.close({"backend": "test"})
+    setup = ("from deepaudio.mixer.render import mix_settings, render_to_file\n"
+             "from deepaudio.mixer.stems import open_stems\n"
+             "def go(d):\n"
+             "    f = open_stems(d)\n"
+             "    render_to_file(f, f.sr, mix_settings({'gains': {'drums': 12}}), "
+             f"{str(tmp_path / 'mix.wav')!r})")
+    r = peak_rss(setup, warm=f"go({str(short)!r})", long=f"go({str(tmp_path / 'st')!r})")
+    frames = sf.info(str(song)).frames
+    assert r["long"] < 1.25 * 12 * frames / 2 ** 20, r

@@ -13,7 +13,6 @@ import pytest
 
 from deepaudio.core.config import ConfigError
 from deepaudio.web.app import create_app
-from deepaudio.web.cache import MemoryLRU
 from deepaudio.web.db import connect
 
 ROOT = Path(__file__).resolve().parents[2]     # the checkout
@@ -88,15 +87,6 @@ def test_leftovers_of_a_killed_server_are_removed_at_start(sample_set, playgroun
     make_app(tmp_path / "data", sample_set, playground_models)
     assert not old.exists() and not aside.exists()
     assert fresh.exists()                   # maybe another server process's upload in progress
-
-
-def test_memory_lru_is_bounded_in_bytes():
-    lru = MemoryLRU(1000)
-    for k in range(10):
-        lru.put(str(k), k, 200)
-    assert lru.used <= 1000 and len(lru) == 5 and lru.get("9") == 9 and lru.get("0") is None
-    lru.put("big", "x", 300)                     # over a quarter of the budget: not kept
-    assert lru.get("big") is None and lru.used <= 1000
 
 
 def test_forged_host_is_refused_and_headers_protect_the_pages(client):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from deepaudio.core.cache import KeyLocks
 from deepaudio.crossfade.render import NEURAL_RAMPS, RAMPS, ramp
 from deepaudio.networks.checkpoint import save_weights
 from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder, make_config
 from deepaudio.web import crossfade as crossfade_web
-from deepaudio.web.cache import KeyLocks
 from deepaudio.web.crossfade import CURVE_POINTS, prune_renders
 from deepaudio.web.jobs import shutdown
 

@@ -1,5 +1,6 @@
-"""The server's in-memory caches: per-key locks that free themselves, and an LRU bounded in
-bytes (so a handful of long tracks cannot hold the memory that many short ones would)."""
+"""In-memory caches: per-key locks that free themselves, and an LRU bounded in bytes (so a
+handful of long tracks cannot hold the memory that many short ones would). The server's
+timelines and the mixer's decoded stems use them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import typing as tp
 
 
 class KeyLocks:
-    """One lock per render id, so concurrent identical requests render once. A lock lives only
-    while someone holds or waits for it, so the table does not grow with every id ever seen."""
+    """One lock per key (a render id, a timeline), so concurrent identical requests compute
+    once. A lock lives only while someone holds or waits for it, so the table does not grow
+    with every key ever seen."""
 
     def __init__(self):
         self._guard = threading.Lock()
@@ -40,17 +42,19 @@ class KeyLocks:
 
 class MemoryLRU:
     """Values with their size in bytes; the least recently used go past ``max_bytes``. A value
-    larger than a quarter of the budget is not kept at all (it would evict everything)."""
+    larger than ``max_item_fraction`` of the budget (default a quarter) is not kept at all (it
+    would evict everything)."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, *, max_item_fraction: float = 0.25):
         self.max_bytes = max_bytes
+        self.max_item = int(max_bytes * max_item_fraction)
         self.used = 0
         self._lock = threading.Lock()
         self._items: collections.OrderedDict[str, tuple[tp.Any, int]] = \
             collections.OrderedDict()
 
     def put(self, key: str, value: tp.Any, nbytes: int) -> None:
-        if nbytes > self.max_bytes // 4:
+        if nbytes > self.max_item:
             return
         with self._lock:
             old = self._items.pop(key, None)
