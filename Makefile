@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make playground   venv, npm packages, sample data, datasets, models; then serves the playground
 #   make test         lint (ruff, import contracts, mypy) and the whole test suite (installs
-#                     Debian's chromium for the browser tests)
+#                     Debian's chromium for the browser tests and redis-server for the
+#                     scale-out tests)
 # Both are idempotent: a second run reuses the venv, the data and the datasets.
 # Also: make test-fast (lint and every test but the browser ones), make lint, make bench.
 
@@ -14,6 +15,7 @@ DATASET_CONFIGS := $(wildcard datasets/processed/samples/*.json)
 PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier.json
 NODE_STAMP := demo/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+REDIS := /usr/bin/redis-server
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -38,6 +40,10 @@ $(NODE_STAMP): demo/package.json demo/package-lock.json
 $(CHROMIUM):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# Debian's Redis for the scale-out tests (each test starts its own server on a free port).
+$(REDIS):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+
 datasets/fma/fma_metadata/tracks.csv: | $(STAMP)
 	$(PY) data_processor.py sample --out datasets/fma --tracks-per-genre $(SAMPLE_TRACKS_PER_GENRE) --seed 0
 
@@ -55,10 +61,10 @@ models: datasets
 playground: models $(NODE_STAMP)
 	$(PY) api.py --host $(HOST) --port $(PORT)
 
-test: lint $(NODE_STAMP) $(CHROMIUM)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
-test-fast: lint
+test-fast: lint $(REDIS)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests --ignore=tests/browser
 
 # Style, the import contracts of pyproject.toml (the architecture), and the type checker.

@@ -285,3 +285,35 @@ def _peak_rss(setup: str, **runs: str) -> dict[str, float]:
 def peak_rss():
     """``peak_rss(setup, short=..., long=...)``: see :func:`_peak_rss`."""
     return _peak_rss
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A private Redis server (Debian's redis-server, which 'make test' installs) on a free
+    port, without persistence; stopped after the module."""
+    import socket
+    import subprocess
+    import time
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is missing: 'make test' installs it (apt-get install redis-server)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)],
+                            stdout=open(folder / "redis.log", "w"), stderr=subprocess.STDOUT)
+    import redis
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None, (folder / "redis.log").read_text()
+            assert time.monotonic() < deadline, "redis-server did not answer"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=30)

@@ -6,12 +6,13 @@
                                       [--normalize none|peak|rescale|lufs] [--pan bass=-0.3]
                                       [--mute other] [--solo vocals] [--target-lufs -14]
     python mixer_api.py evaluate --stems-root DIR [--backend dsp] [--max-tracks N]
-    python mixer_api.py worker --data DIR --redis redis://HOST:6379/0 [--workers N]
+    python mixer_api.py worker --data DIR --redis redis://HOST:6379/0 [--fma DIR] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,10 @@ from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.core.files import atomic_write_json
 from deepaudio.mixer.evaluate import evaluate
+from deepaudio.mixer.jobs import run_worker
 from deepaudio.mixer.render import mix_settings, render_to_file
 from deepaudio.mixer.separate import BACKENDS, separate
 from deepaudio.mixer.stems import STEMS, open_stems, write_previews
-from deepaudio.web.jobs import JobQueue
 
 
 def _assignments(items: list[str], what: str, cast=float) -> dict:
@@ -76,7 +77,10 @@ def get_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the results here")
 
     w = sub.add_parser("worker", help="process jobs from a Redis queue (scale-out)")
-    w.add_argument("--data", default="data", help="the server's data folder (shared)")
+    w.add_argument("--data", default="data",
+                   help="the server's data folder, shared with it (e.g. an NFS mount)")
+    w.add_argument("--fma", help="the server's FMA folder, when its sample tracks are separated "
+                                 "here too")
     w.add_argument("--redis", required=True, help="redis://HOST:PORT/DB")
     w.add_argument("--workers", type=int, default=1)
     return p
@@ -135,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             atomic_write_json(args.json, result)
     elif args.command == "worker":
-        data = Path(args.data).resolve()
-        queue = JobQueue(data / "playground.sqlite", data / "mixer", redis_url=args.redis,
-                         consume=False)
-        queue.huey.create_consumer(workers=args.workers, worker_type="thread").run()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        run_worker(args.redis, args.data, fma=args.fma, workers=args.workers)
     return 0

@@ -69,6 +69,8 @@ class ServerConfig:
     demucs_model: str = "htdemucs"
     demucs_repo: str | None = None
     redis_url: str | None = None
+    max_jobs_per_user: int = 3               # separation jobs a user may have queued or running
+    worker_heartbeat_timeout: float = 30.0   # a Redis worker silent this long is taken as lost
     testing: bool = False
 
     def validate(self):
@@ -80,6 +82,12 @@ class ServerConfig:
         if not self.crossfade_cache_mb > 0:
             raise ConfigError("key 'crossfade_cache_mb' must be > 0, "
                               f"got {self.crossfade_cache_mb}")
+        if not 1 <= self.max_jobs_per_user <= 1000:
+            raise ConfigError("key 'max_jobs_per_user' must be in [1, 1000], "
+                              f"got {self.max_jobs_per_user}")
+        if not 5 <= self.worker_heartbeat_timeout <= 3600:
+            raise ConfigError("key 'worker_heartbeat_timeout' must be in [5, 3600] seconds, "
+                              f"got {self.worker_heartbeat_timeout}")
         for key in ("timeline_memory_mb", "timeline_cache_mb", "stem_cache_mb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"key {key!r} must be >= 0")
@@ -167,7 +175,7 @@ def _secret_key(data: Path) -> bytes:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return jsonify(error=public_message(e.message)), e.status
+        return jsonify(error=public_message(e.message)), e.status, e.headers
 
     @app.errorhandler(ToolkitError)
     def toolkit_error(e: ToolkitError):   # bad option values, undecodable audio, ...

@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS mixer_jobs (
     message TEXT NOT NULL DEFAULT '',
     retryable INTEGER NOT NULL DEFAULT 0,
     cache_hit INTEGER NOT NULL DEFAULT 0,
+    attempt INTEGER NOT NULL DEFAULT 0,   -- tries so far (a retry or a lost worker adds one)
     created REAL NOT NULL,
     started REAL,
     finished REAL
@@ -144,6 +145,10 @@ def init_db(path: str | os.PathLike) -> None:
                     "owner, id, title, added FROM tracks WHERE source = 'upload' AND owner "
                     "IS NOT NULL")
         con.execute("UPDATE tracks SET owner = NULL WHERE owner IS NOT NULL")
+        # databases from before job attempts
+        columns = {r["name"] for r in con.execute("PRAGMA table_info(mixer_jobs)")}
+        if "attempt" not in columns:
+            con.execute("ALTER TABLE mixer_jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0")
     con.close()
 
 

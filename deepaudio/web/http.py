@@ -20,9 +20,10 @@ from deepaudio.web.db import db
 class ApiError(ToolkitError):
     """An error the client caused or must know about, returned as ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         self.status = int(status)
         self.message = message
+        self.headers = headers or {}
         super().__init__(message)
 
 

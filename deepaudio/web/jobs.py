@@ -1,54 +1,72 @@
-"""Separation jobs, the server's one job runner: a Huey queue, per-job state in SQLite, a
-content-addressed stem cache.
+"""Separation jobs on the server, the one job runner: a Huey queue, per-job state in SQLite,
+a content-addressed stem cache, a fair share of the workers per user.
 
 - **Queue.** ``SqliteHuey`` in the data folder with consumer threads started inside the server
-  process (nothing else to run), or ``RedisHuey`` when a redis URL is given, so that
-  ``python mixer_api.py worker --data DIR --redis URL`` processes on other machines (sharing
-  the data folder) take the jobs.
-- **State.** The ``mixer_jobs`` table is the truth: id, owner, track, backend, model, state
-  (queued / running / done / failed), progress in [0, 1], message, retryable, timestamps.
-  Huey only carries the job id. ETA = elapsed x (1 - p) / p.
+  process (nothing else to run), or a Redis queue when a redis URL is given, so that
+  ``python mixer_api.py worker --redis URL --data DIR`` processes on other machines (sharing
+  the data folder) take the jobs. What a worker runs is :mod:`deepaudio.mixer.jobs`; the whole
+  job travels in the queue message.
+- **State.** The ``mixer_jobs`` table is the truth the API answers from: id, owner, track,
+  backend, model, state (queued / running / done / failed), progress in [0, 1], message,
+  retryable, attempt, timestamps. Embedded jobs write it directly; Redis workers write their
+  status into Redis and a monitor thread here copies it into the table, every
+  :data:`MONITOR_S` seconds. ETA = elapsed x (1 - p) / p.
+- **Fairness.** A user may have at most ``max_jobs_per_user`` jobs queued or running (more
+  answer 429), and a job is queued with a priority that falls with the number of its owner's
+  jobs ahead of it: the workers take the first job of every user before anyone's second, so
+  one user's batch cannot hold up another user's single song.
+- **Workers that die.** A Redis worker's running job sends a heartbeat; when it stops for
+  ``heartbeat_timeout`` seconds (the worker was killed or lost its machine), the job is queued
+  again as a new attempt, or after ``max_attempts`` failed with a message (retryable).
 - **Isolation.** Each job has its own folder ``mixer/jobs/<id>/`` with hard links to its stems
   and its exports; nothing is global (the Human Audio Mixer had one progress file and one stem
   folder for everybody). Only the owner can see a job.
 - **Cache.** Stems are built once per (content hash, backend, model) under
-  ``mixer/stems/<key>/`` (built in a temporary folder, renamed into place). A second job for the
-  same song waits for the first, mirroring its progress, and never separates it again.
+  ``mixer/stems/<key>/``; a second job for the same song waits for the first, mirroring its
+  progress, and never separates it again.
 - **Restart.** On start-up (embedded queue) running jobs are marked failed and retryable
-  (their worker died with the server); queued jobs are re-queued; finished jobs are kept.
+  (their worker died with the server); queued jobs are queued again; finished jobs are kept.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
 import secrets
 import shutil
 import sqlite3
+import threading
 import time
 import typing as tp
 from pathlib import Path
 
-import numpy as np
 from flask import Flask
 
 from deepaudio.core.errors import ToolkitError
-from deepaudio.core.files import atomic_write_json
-from deepaudio.core.loudness import integrated_loudness
 from deepaudio.mapping.encode import genre_probabilities
+from deepaudio.mixer.jobs import (
+    JobSpec,
+    cache_key,
+    lock_key,
+    read_status,
+    redis_huey,
+    register_task,
+    run_separation,
+    track_ref,
+)
 from deepaudio.mixer.preferences import track_features
-from deepaudio.mixer.separate import separate
-from deepaudio.mixer.stems import load_stems, stems_sum, write_previews
 from deepaudio.web.db import connect, init_db
-from deepaudio.web.http import public_message
+from deepaudio.web.http import ApiError, public_message
 
 log = logging.getLogger("mixer.jobs")
 
+MONITOR_S = 0.5                 # how often the server reads the Redis workers' job status
+ACTIVE = ("queued", "running")
 
-def cache_key(track_id: str, backend: str, model: str) -> str:
-    return f"{track_id}-{backend}-{model if backend == 'demucs' else 'dsp-v1'}"
+__all__ = ["JobQueue", "cache_key", "job_json", "init_app", "shutdown"]
 
 
 def job_json(row: sqlite3.Row) -> dict:
@@ -63,39 +81,122 @@ def job_json(row: sqlite3.Row) -> dict:
             "created": row["created"], "started": row["started"], "finished": row["finished"]}
 
 
+class JobLimitError(ApiError):
+    """A user has as many jobs queued or running as allowed (429)."""
+
+    def __init__(self, limit: int):
+        super().__init__(429, f"you have {limit} separation jobs queued or running, the most "
+                              "allowed at once; wait for one to finish and try again",
+                         {"Retry-After": "10"})
+
+
 class JobQueue:
-    """One per data folder: the Huey instance, its task, and (embedded) its consumer."""
+    """One per data folder: the Huey instance, its task, (embedded) its consumer threads or
+    (Redis) the monitor that follows the remote workers."""
 
     def __init__(self, db_path: str | os.PathLike, root: str | os.PathLike, *,
-                 redis_url: str | None = None, workers: int = 2, consume: bool = True):
+                 redis_url: str | None = None, workers: int = 2, consume: bool = True,
+                 fma_dir: str | os.PathLike | None = None, max_jobs_per_user: int = 3,
+                 heartbeat_timeout: float = 30.0, max_attempts: int = 2):
         self.db_path = str(db_path)
-        init_db(self.db_path)           # a worker may be the first to open the database
+        init_db(self.db_path)
         self.root = Path(root)
+        self.data = self.root.parent
+        self.fma = Path(fma_dir).expanduser().resolve() if fma_dir else None
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
         (self.root / "stems").mkdir(parents=True, exist_ok=True)
+        self.max_jobs_per_user = max_jobs_per_user
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_attempts = max_attempts
         self.embedded = redis_url is None
+        self.consumer: tp.Any = None        # huey's Consumer, when embedded
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
         if redis_url is None:
             from huey import SqliteHuey
             self.huey = SqliteHuey(name="mixer", filename=str(self.root / "huey.sqlite"))
-        else:
+            self.task = register_task(self.huey, self._run_embedded)
+            con = connect(self.db_path)
             try:
-                from huey import RedisHuey
-                self.huey = RedisHuey(name="mixer", url=redis_url)
-            except ImportError:
-                raise ToolkitError("--redis needs the 'redis' package: pip install redis") \
-                    from None
-        db, root_s = self.db_path, str(self.root)
-        self.task = self.huey.task(name="mixer_separate")(
-            lambda job_id: run_job(db, root_s, job_id))
-        self.consumer: tp.Any = None        # huey's Consumer, when embedded
-        con = connect(self.db_path)
-        try:
-            if self.embedded:
                 self._recover(con)
-        finally:
-            con.close()
-        if consume and self.embedded:
-            self.start_consumer(workers)
+            finally:
+                con.close()
+            if consume:
+                self.start_consumer(workers)
+        else:
+            self.huey = redis_huey(redis_url)
+            self.redis = self.huey.storage.conn
+            self.task = register_task(self.huey, _remote_only)
+            if consume:
+                self._monitor = threading.Thread(target=self._follow, daemon=True,
+                                                 name="mixer-monitor")
+                self._monitor.start()
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit(self, con: sqlite3.Connection, *, user_id: str, track_id: str,
+               track_path: str | os.PathLike, backend: str, model: str,
+               options: dict | None = None) -> str:
+        """Queue a job (429 past the user's limit); returns its id."""
+        job_id = secrets.token_hex(8)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            ahead = self._check_limit(con, user_id)
+            con.execute("INSERT INTO mixer_jobs (id, user_id, track_id, track_path, backend, "
+                        "model, options, cache_key, state, created) VALUES (?, ?, ?, ?, ?, ?, "
+                        "?, ?, 'queued', ?)",
+                        (job_id, user_id, track_id, str(track_path), backend,
+                         model if backend == "demucs" else "dsp-v1", json.dumps(options or {}),
+                         cache_key(track_id, backend, model), time.time()))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        (self.root / "jobs" / job_id).mkdir(parents=True, exist_ok=True)
+        self._enqueue(con, job_id, ahead)
+        return job_id
+
+    def retry(self, con: sqlite3.Connection, job_id: str) -> None:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            user = con.execute("SELECT user_id FROM mixer_jobs WHERE id = ?",
+                               (job_id,)).fetchone()["user_id"]
+            ahead = self._check_limit(con, user)
+            con.execute("UPDATE mixer_jobs SET state = 'queued', progress = 0, message = '', "
+                        "stage = '', retryable = 0, started = NULL, finished = NULL, "
+                        "attempt = attempt + 1 WHERE id = ?", (job_id,))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._enqueue(con, job_id, ahead)
+
+    def _check_limit(self, con: sqlite3.Connection, user_id: str) -> int:
+        """The number of the user's jobs queued or running (JobLimitError at the limit)."""
+        ahead = con.execute("SELECT COUNT(*) FROM mixer_jobs WHERE user_id = ? AND state IN "
+                            "('queued', 'running')", (user_id,)).fetchone()[0]
+        if ahead >= self.max_jobs_per_user:
+            raise JobLimitError(self.max_jobs_per_user)
+        return ahead
+
+    def spec(self, row: sqlite3.Row) -> JobSpec:
+        options = json.loads(row["options"])
+        return JobSpec(id=row["id"], attempt=int(row["attempt"]), track_id=row["track_id"],
+                       track=track_ref(Path(row["track_path"]), self.data, self.fma),
+                       backend=row["backend"], model=row["model"], cache_key=row["cache_key"],
+                       demucs_repo=options.get("demucs_repo"))
+
+    def _enqueue(self, con: sqlite3.Connection, job_id: str, ahead: int) -> None:
+        """Hand the job to Huey; its priority falls with its owner's jobs ahead of it."""
+        row = con.execute("SELECT * FROM mixer_jobs WHERE id = ?", (job_id,)).fetchone()
+        self.task(dataclasses.asdict(self.spec(row)), priority=-ahead)
+
+    # -- embedded: the consumer threads run the jobs here ------------------------------------
+
+    def _run_embedded(self, spec: dict) -> None:
+        job = JobSpec.from_dict(spec)
+        with SqliteStatus(self.db_path, job.id) as status:
+            run_separation(job, self.root, job.track_file(self.data, self.fma), status)
 
     def _recover(self, con: sqlite3.Connection) -> None:
         """After a restart: interrupted jobs fail (retryable), queued ones are queued again."""
@@ -107,9 +208,11 @@ class JobQueue:
         for tmp in (self.root / "stems").glob(".build-*"):
             shutil.rmtree(tmp, ignore_errors=True)
         self.huey.storage.flush_queue()
-        for (job_id,) in con.execute("SELECT id FROM mixer_jobs WHERE state = 'queued' "
-                                     "ORDER BY created").fetchall():
-            self.task(job_id)
+        rank: dict[str, int] = {}
+        for row in con.execute("SELECT id, user_id FROM mixer_jobs WHERE state = 'queued' "
+                               "ORDER BY created").fetchall():
+            self._enqueue(con, row["id"], rank.get(row["user_id"], 0))
+            rank[row["user_id"]] = rank.get(row["user_id"], 0) + 1
 
     def start_consumer(self, workers: int) -> None:
         from huey.consumer import Consumer
@@ -124,6 +227,10 @@ class JobQueue:
         self.consumer.start()
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+            self._monitor = None
         if self.consumer is not None:
             self.consumer.stop(graceful=False)
             for _, t in self.consumer.worker_threads:
@@ -131,114 +238,81 @@ class JobQueue:
             self.consumer.scheduler.join(timeout=5)
             self.consumer = None
 
-    def submit(self, con: sqlite3.Connection, *, user_id: str, track_id: str,
-               track_path: str | os.PathLike, backend: str, model: str,
-               options: dict | None = None) -> str:
-        job_id = secrets.token_hex(8)
-        con.execute("INSERT INTO mixer_jobs (id, user_id, track_id, track_path, backend, model, "
-                    "options, cache_key, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                    "'queued', ?)",
-                    (job_id, user_id, track_id, str(track_path), backend,
-                     model if backend == "demucs" else "dsp-v1", json.dumps(options or {}),
-                     cache_key(track_id, backend, model), time.time()))
-        (self.root / "jobs" / job_id).mkdir(parents=True, exist_ok=True)
-        self.task(job_id)
-        return job_id
+    # -- Redis: follow the remote workers ---------------------------------------------------
 
-    def retry(self, con: sqlite3.Connection, job_id: str) -> None:
-        con.execute("UPDATE mixer_jobs SET state = 'queued', progress = 0, message = '', "
-                    "stage = '', retryable = 0, started = NULL, finished = NULL WHERE id = ?",
-                    (job_id,))
-        self.task(job_id)
-
-
-class _Progress:
-    """Writes progress to the job row, at most every 0.25 s (and always the final value)."""
-
-    def __init__(self, con: sqlite3.Connection, job_id: str, lo: float = 0.0, hi: float = 1.0):
-        self.con, self.job_id, self.lo, self.hi = con, job_id, lo, hi
-        self.last = 0.0
-
-    def __call__(self, fraction: float, stage: str) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.25 and fraction < 1.0:
-            return
-        self.last = now
-        self.con.execute("UPDATE mixer_jobs SET progress = ?, stage = ? WHERE id = ?",
-                         (self.lo + (self.hi - self.lo) * min(max(fraction, 0.0), 1.0), stage,
-                          self.job_id))
-
-
-def _claim_stemset(con: sqlite3.Connection, key: str, job_id: str) -> str:
-    """'build' (this job builds the stems), 'done' (cached) or 'wait' (another job builds)."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        row = con.execute("SELECT s.state, s.job_id, j.state AS job_state FROM mixer_stemsets s "
-                          "LEFT JOIN mixer_jobs j ON j.id = s.job_id WHERE s.key = ?",
-                          (key,)).fetchone()
-        if row is not None and row["state"] == "done":
-            decision = "done"
-        elif (row is not None and row["state"] == "building"
-              and row["job_state"] in ("queued", "running") and row["job_id"] != job_id):
-            decision = "wait"
-        else:
-            con.execute("INSERT OR REPLACE INTO mixer_stemsets (key, state, job_id, updated) "
-                        "VALUES (?, 'building', ?, ?)", (key, job_id, time.time()))
-            decision = "build"
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return decision
-
-
-def _build_stems(con, job: sqlite3.Row, root: Path, progress: _Progress) -> dict:
-    final = root / "stems" / job["cache_key"]
-    tmp = root / "stems" / f".build-{job['cache_key']}-{job['id']}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    options = json.loads(job["options"])
-    try:
-        manifest = separate(job["track_path"], tmp, backend=job["backend"], model=job["model"],
-                            repo=options.get("demucs_repo"),
-                            progress=lambda f, s: progress(0.9 * f, s))
-        progress(0.9, "previews")
-        manifest["previews"] = write_previews(tmp, manifest)
-        manifest["mix_lufs"] = _mix_loudness(tmp)
-        atomic_write_json(tmp / "stems.json", manifest)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _mix_loudness(stems_dir: Path) -> float | None:
-    """Loudness of the stems summed at 0 dB: lets the page set a preview master gain once."""
-    stems, sr = load_stems(stems_dir)
-    try:
-        value = integrated_loudness(stems_sum(stems), sr)
-    except ToolkitError:
-        return None
-    return round(value, 2) if np.isfinite(value) else None
-
-
-def _link_stems(src: Path, dst: Path) -> None:
-    """The job's own copy of its stems: hard links (no extra space), copies across devices."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.name.startswith("."):
-            continue
-        target = dst / f.name
-        if target.exists():
-            continue
+    def _follow(self) -> None:
+        con = connect(self.db_path)
         try:
-            os.link(f, target)
-        except OSError:
-            shutil.copy2(f, target)
+            while not self._stop.wait(MONITOR_S):
+                try:
+                    self.sync(con)
+                except Exception:       # Redis or the disk away for a moment: try again
+                    log.warning("following the mixer workers failed", exc_info=True)
+        finally:
+            con.close()
+
+    def sync(self, con: sqlite3.Connection) -> None:
+        """Copy the Redis workers' status of every active job into ``mixer_jobs``; queue
+        again (or fail) running jobs whose heartbeat stopped."""
+        now = time.time()
+        for row in con.execute("SELECT * FROM mixer_jobs WHERE state IN ('queued', "
+                               "'running')").fetchall():
+            s = read_status(self.redis, row["id"], int(row["attempt"]))
+            if not s:
+                continue                                    # still waiting for a worker
+            state = s.get("state", "running")
+            if state == "running" and now - float(s.get("heartbeat", now)) > \
+                    self.heartbeat_timeout:
+                self._worker_lost(con, row)
+                continue
+            message = public_message(str(s.get("message", "")),
+                                     {row["track_path"]: "the track"})
+            con.execute("UPDATE mixer_jobs SET state = ?, stage = ?, progress = ?, message = ?, "
+                        "retryable = ?, cache_hit = ?, started = ?, finished = ? WHERE id = ? "
+                        "AND attempt = ?",
+                        (state, s.get("stage", ""), float(s.get("progress", 0.0)), message,
+                         int(bool(s.get("retryable"))), int(bool(s.get("cache_hit"))),
+                         s.get("started"), s.get("finished"), row["id"], row["attempt"]))
+            if state == "done":
+                self._finished(con, row)
+
+    def _worker_lost(self, con: sqlite3.Connection, row: sqlite3.Row) -> None:
+        lock = lock_key(row["cache_key"])         # the lost try's stem build lock, if it held it
+        if self.redis.get(lock) == f"{row['id']}:{row['attempt']}".encode():
+            self.redis.delete(lock)
+        attempt = int(row["attempt"]) + 1
+        if attempt < self.max_attempts:
+            log.warning("job %s: its worker stopped (no heartbeat for %.0f s); trying again",
+                        row["id"], self.heartbeat_timeout)
+            con.execute("UPDATE mixer_jobs SET state = 'queued', progress = 0, stage = "
+                        "'worker lost; queued again', started = NULL, attempt = ? WHERE id = ?",
+                        (attempt, row["id"]))
+            self._enqueue(con, row["id"], 0)
+            return
+        log.warning("job %s: its worker stopped again; failing it", row["id"])
+        con.execute("UPDATE mixer_jobs SET state = 'failed', retryable = 1, finished = ?, "
+                    "message = 'the worker running this job stopped (killed or its machine "
+                    "lost); retry to run it again' WHERE id = ?", (time.time(), row["id"]))
+
+    def _finished(self, con: sqlite3.Connection, row: sqlite3.Row) -> None:
+        """A remote job is done: record its stem set and analyse its song for suggestions
+        (on this machine, with this server's classifier)."""
+        manifest_path = self.root / "stems" / row["cache_key"] / "stems.json"
+        if manifest_path.is_file():
+            con.execute("INSERT OR REPLACE INTO mixer_stemsets (key, state, job_id, manifest, "
+                        "updated) VALUES (?, 'done', ?, ?, ?)",
+                        (row["cache_key"], row["id"], manifest_path.read_text(), time.time()))
+        try:
+            song_features(con, row)
+        except Exception:       # suggestions are optional; the stems are what the user waits for
+            log.exception("feature analysis of %s failed", row["track_id"])
 
 
-def _features(con, job: sqlite3.Row) -> None:
+def _remote_only(spec: dict) -> None:
+    raise RuntimeError("with --redis, jobs run on 'mixer_api.py worker' processes")
+
+
+def song_features(con: sqlite3.Connection, job: sqlite3.Row) -> None:
     """The track's 23-d feature vector for suggestions (once per track and classifier)."""
     options = json.loads(job["options"])
     run = options.get("classifier_run") or ""
@@ -256,83 +330,106 @@ def _features(con, job: sqlite3.Row) -> None:
                 (job["track_id"], run, json.dumps([round(float(x), 6) for x in v])))
 
 
-def run_job(db_path: str, root_dir: str, job_id: str) -> None:
-    """Separate one job's track (or reuse cached stems), then analyse it for suggestions."""
-    root = Path(root_dir)
-    con = connect(db_path)
-    try:
-        cur = con.execute("UPDATE mixer_jobs SET state = 'running', started = ?, stage = "
-                          "'starting' WHERE id = ? AND state = 'queued'", (time.time(), job_id))
-        if cur.rowcount != 1:
-            return                               # retried elsewhere, or no longer queued
-        job = con.execute("SELECT * FROM mixer_jobs WHERE id = ?", (job_id,)).fetchone()
-        progress = _Progress(con, job_id, 0.0, 0.97)
-        hit = False
-        while True:
-            decision = _claim_stemset(con, job["cache_key"], job_id)
-            if decision == "build":
-                try:
-                    manifest = _build_stems(con, job, root, progress)
-                except BaseException as e:
-                    con.execute("UPDATE mixer_stemsets SET state = 'failed', updated = ? "
-                                "WHERE key = ?", (time.time(), job["cache_key"]))
-                    raise e
-                con.execute("UPDATE mixer_stemsets SET state = 'done', manifest = ?, "
-                            "updated = ? WHERE key = ?",
-                            (json.dumps(manifest), time.time(), job["cache_key"]))
-                break
-            if decision == "done":
-                if (root / "stems" / job["cache_key"] / "stems.json").is_file():
-                    hit = True
-                    break
-                con.execute("DELETE FROM mixer_stemsets WHERE key = ?", (job["cache_key"],))
-                continue
-            # another job is building these stems: show its progress, then use them
-            other = con.execute("SELECT j.progress, j.stage FROM mixer_stemsets s JOIN "
-                                "mixer_jobs j ON j.id = s.job_id WHERE s.key = ?",
-                                (job["cache_key"],)).fetchone()
-            if other is not None:
-                progress(other["progress"], f"waiting: {other['stage']}")
-            time.sleep(0.2)
-        _link_stems(root / "stems" / job["cache_key"], root / "jobs" / job_id / "stems")
-        progress(1.0, "analysing")
+class SqliteStatus:
+    """A job run inside the server reports straight into its database."""
+
+    def __init__(self, db_path: str, job_id: str):
+        self.con = connect(db_path)
+        self.job_id = job_id
+
+    def __enter__(self) -> SqliteStatus:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+
+    def _job(self) -> sqlite3.Row:
+        return self.con.execute("SELECT * FROM mixer_jobs WHERE id = ?",
+                                (self.job_id,)).fetchone()
+
+    def start(self) -> bool:
+        cur = self.con.execute("UPDATE mixer_jobs SET state = 'running', started = ?, stage = "
+                               "'starting' WHERE id = ? AND state = 'queued'",
+                               (time.time(), self.job_id))
+        return cur.rowcount == 1
+
+    def progress(self, fraction: float, stage: str) -> None:
+        self.con.execute("UPDATE mixer_jobs SET progress = ?, stage = ? WHERE id = ?",
+                         (fraction, stage, self.job_id))
+
+    def claim(self, key: str) -> str:
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
         try:
-            _features(con, job)
+            row = con.execute("SELECT s.state, s.job_id, j.state AS job_state FROM "
+                              "mixer_stemsets s LEFT JOIN mixer_jobs j ON j.id = s.job_id "
+                              "WHERE s.key = ?", (key,)).fetchone()
+            root = Path(con.execute("PRAGMA database_list").fetchone()["file"]).parent
+            if row is not None and row["state"] == "done" and \
+                    (root / "mixer" / "stems" / key / "stems.json").is_file():
+                decision = "done"
+            elif (row is not None and row["state"] == "building"
+                  and row["job_state"] in ACTIVE and row["job_id"] != self.job_id):
+                decision = "wait"
+            else:
+                con.execute("INSERT OR REPLACE INTO mixer_stemsets (key, state, job_id, updated) "
+                            "VALUES (?, 'building', ?, ?)", (key, self.job_id, time.time()))
+                decision = "build"
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return decision
+
+    def builder_progress(self, key: str) -> tuple[float, str] | None:
+        other = self.con.execute("SELECT j.progress, j.stage FROM mixer_stemsets s JOIN "
+                                 "mixer_jobs j ON j.id = s.job_id WHERE s.key = ?",
+                                 (key,)).fetchone()
+        return None if other is None else (float(other["progress"]), other["stage"])
+
+    def built(self, key: str, manifest: dict) -> None:
+        self.con.execute("UPDATE mixer_stemsets SET state = 'done', manifest = ?, updated = ? "
+                         "WHERE key = ?", (json.dumps(manifest), time.time(), key))
+
+    def build_failed(self, key: str) -> None:
+        self.con.execute("UPDATE mixer_stemsets SET state = 'failed', updated = ? WHERE key = ?",
+                         (time.time(), key))
+
+    def done(self, cache_hit: bool) -> None:
+        try:
+            song_features(self.con, self._job())
         except Exception:      # suggestions are optional; the stems are what the user waits for
-            log.exception("feature analysis of %s failed", job["track_id"])
-        con.execute("UPDATE mixer_jobs SET state = 'done', progress = 1, stage = 'done', "
-                    "cache_hit = ?, finished = ? WHERE id = ?", (int(hit), time.time(), job_id))
-    except ToolkitError as e:
-        _fail(con, job_id, str(e), retryable=False)
-    except Exception as e:
-        log.exception("separation job %s failed", job_id)
-        _fail(con, job_id, f"{type(e).__name__}: {e}", retryable=True)
-    finally:
-        con.close()
+            log.exception("feature analysis of job %s failed", self.job_id)
+        self.con.execute("UPDATE mixer_jobs SET state = 'done', progress = 1, stage = 'done', "
+                         "cache_hit = ?, finished = ? WHERE id = ?",
+                         (int(cache_hit), time.time(), self.job_id))
 
-
-def _fail(con: sqlite3.Connection, job_id: str, message: str, *, retryable: bool) -> None:
-    """Mark a job failed with a message the user may read: the track's file is "the track",
-    other server paths are hidden (the log has the detail)."""
-    row = con.execute("SELECT track_path FROM mixer_jobs WHERE id = ?", (job_id,)).fetchone()
-    log.info("job %s failed: %s", job_id, message)
-    message = public_message(message, {row["track_path"]: "the track"} if row else {})
-    con.execute("UPDATE mixer_jobs SET state = 'failed', message = ?, retryable = ?, "
-                "finished = ? WHERE id = ?", (message[:1000], int(retryable), time.time(), job_id))
+    def fail(self, message: str, retryable: bool) -> None:
+        """Mark the job failed with a message the user may read: the track's file is "the
+        track", other server paths are hidden (the log has the detail)."""
+        row = self._job()
+        log.info("job %s failed: %s", self.job_id, message)
+        message = public_message(message, {row["track_path"]: "the track"} if row else {})
+        self.con.execute("UPDATE mixer_jobs SET state = 'failed', message = ?, retryable = ?, "
+                         "finished = ? WHERE id = ?",
+                         (message[:1000], int(retryable), time.time(), self.job_id))
 
 
 def init_app(app: Flask) -> JobQueue:
     """The app's job queue (embedded consumer threads, or Redis workers), stopped at exit."""
+    cfg = app.config["SERVER_CONFIG"]
     queue = JobQueue(app.config["DB_PATH"], Path(app.config["DATA_DIR"]) / "mixer",
-                     redis_url=app.config.get("REDIS_URL"),
-                     workers=int(app.config.get("MIXER_WORKERS", 2)))
+                     redis_url=app.config.get("REDIS_URL"), fma_dir=cfg.fma_dir,
+                     workers=int(app.config.get("MIXER_WORKERS", 2)),
+                     max_jobs_per_user=cfg.max_jobs_per_user,
+                     heartbeat_timeout=cfg.worker_heartbeat_timeout)
     app.extensions["mixer_jobs"] = queue
     atexit.register(queue.stop)
     return queue
 
 
 def shutdown(app: Flask) -> None:
-    """Stop an app's embedded job consumer (tests; the server stops it at exit)."""
+    """Stop an app's job consumer or monitor (tests; the server stops it at exit)."""
     queue = app.extensions.get("mixer_jobs")
     if queue is not None:
         queue.stop()
