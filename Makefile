@@ -79,6 +79,7 @@ bench: models
 	$(PY) bench/ae_quality.py
 	$(PY) bench/encode.py
 	$(PY) bench/api_load.py
+	$(PY) bench/memory.py
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
 	$(PY) bench/tempo.py

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _timing import peak_rss_mb
 
 from deepaudio.core.audio import load_audio, save_audio
 from deepaudio.data.samples import render_track
@@ -41,10 +41,6 @@ from deepaudio.mixer.stems import StemCache, StemWriter, open_stems
 ROOT = Path(__file__).resolve().parents[1]
 
 STEMS = ("drums", "bass", "other", "vocals")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_repo(folder: Path, channels: int) -> None:

@@ -40,6 +40,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
     p.add_argument("--demucs-model", default="htdemucs")
     p.add_argument("--redis", help="redis://... to run jobs on separate Huey workers")
+    p.add_argument("--max-jobs-per-user", type=int, default=ServerConfig.max_jobs_per_user,
+                   help="separation jobs a user may have queued or running (more answer 429)")
+    p.add_argument("--worker-heartbeat-timeout", type=float,
+                   default=ServerConfig.worker_heartbeat_timeout,
+                   help="seconds without a heartbeat after which a Redis worker's job is "
+                        "queued again")
     p.add_argument("--threads", type=int, default=8)
     return p
 
@@ -61,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                       "timeline_memory_mb": args.timeline_memory_mb,
                       "timeline_cache_mb": args.timeline_cache_mb,
                       "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
-                      "demucs_model": args.demucs_model, "redis_url": args.redis})
+                      "demucs_model": args.demucs_model, "redis_url": args.redis,
+                      "max_jobs_per_user": args.max_jobs_per_user,
+                      "worker_heartbeat_timeout": args.worker_heartbeat_timeout})
     from waitress import serve
     print(f"Playground at http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="playground")
