@@ -176,6 +176,18 @@ def run_separation(spec: JobSpec, root: Path, song: Path, status: JobStatus, *,
     return False
 
 
+def run_job(spec: JobSpec, data: Path, fma: Path | None, status: JobStatus) -> bool:
+    """Find the job's song on this machine (see ``JobSpec.track``) and run it; a song that
+    cannot be found fails the job with a message."""
+    try:
+        song = spec.track_file(data, fma)
+    except ToolkitError as e:
+        if status.start():
+            status.fail(str(e), False)
+        return False
+    return run_separation(spec, data / "mixer", song, status)
+
+
 def _build_stems(spec: JobSpec, root: Path, song: Path, progress: _Throttle) -> dict:
     final = root / "stems" / spec.cache_key
     tmp = root / "stems" / f".build-{spec.cache_key}-{spec.id}"
@@ -357,14 +369,7 @@ def run_worker(redis_url: str, data: str | os.PathLike, *, fma: str | os.PathLik
 
     def separate_task(spec: dict) -> None:
         job = JobSpec.from_dict(spec)
-        try:
-            song = job.track_file(data_dir, fma_dir)
-        except ToolkitError as e:
-            status = RedisStatus(huey.storage.conn, job, root)
-            if status.start():
-                status.fail(str(e), False)
-            return
-        run_separation(job, root, song, RedisStatus(huey.storage.conn, job, root))
+        run_job(job, data_dir, fma_dir, RedisStatus(huey.storage.conn, job, root))
 
     register_task(huey, separate_task)
 

@@ -54,7 +54,7 @@ from deepaudio.mixer.jobs import (
     read_status,
     redis_huey,
     register_task,
-    run_separation,
+    run_job,
     track_ref,
 )
 from deepaudio.mixer.preferences import track_features
@@ -195,8 +195,8 @@ class JobQueue:
 
     def _run_embedded(self, spec: dict) -> None:
         job = JobSpec.from_dict(spec)
-        with SqliteStatus(self.db_path, job.id) as status:
-            run_separation(job, self.root, job.track_file(self.data, self.fma), status)
+        with SqliteStatus(self.db_path, job.id, self.root) as status:
+            run_job(job, self.data, self.fma, status)
 
     def _recover(self, con: sqlite3.Connection) -> None:
         """After a restart: interrupted jobs fail (retryable), queued ones are queued again."""
@@ -333,9 +333,9 @@ def song_features(con: sqlite3.Connection, job: sqlite3.Row) -> None:
 class SqliteStatus:
     """A job run inside the server reports straight into its database."""
 
-    def __init__(self, db_path: str, job_id: str):
+    def __init__(self, db_path: str, job_id: str, root: Path):
         self.con = connect(db_path)
-        self.job_id = job_id
+        self.job_id, self.root = job_id, root
 
     def __enter__(self) -> SqliteStatus:
         return self
@@ -364,9 +364,8 @@ class SqliteStatus:
             row = con.execute("SELECT s.state, s.job_id, j.state AS job_state FROM "
                               "mixer_stemsets s LEFT JOIN mixer_jobs j ON j.id = s.job_id "
                               "WHERE s.key = ?", (key,)).fetchone()
-            root = Path(con.execute("PRAGMA database_list").fetchone()["file"]).parent
             if row is not None and row["state"] == "done" and \
-                    (root / "mixer" / "stems" / key / "stems.json").is_file():
+                    (self.root / "stems" / key / "stems.json").is_file():
                 decision = "done"
             elif (row is not None and row["state"] == "building"
                   and row["job_state"] in ACTIVE and row["job_id"] != self.job_id):
