@@ -344,7 +344,9 @@ def _limit_to_target(mix: np.ndarray, energy: np.ndarray, sr: int, loudness: flo
         inside = block < sub.size
         lost = np.bincount(block[inside], minlength=sub.size,
                            weights=(_gather_spans(energy, spans) * (1 - np.square(g)))[inside])
-        out_lufs = _gated_loudness((sub - lost)[None], n, sr) + gain_db
+        # gate the output (the absolute -70 LUFS gate is on the level heard, after the gain)
+        out_lufs = _gated_loudness((np.maximum(sub - lost, 0.0) * 10 ** (gain_db / 10))[None],
+                                   n, sr)
         tried.append((gain_db, out_lufs))
         if abs(out_lufs - target) <= 0.1 or len(tried) == 3:
             return gain_db, (spans, g), out_lufs

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepaudio.core.loudness import _tp_filter, true_peak, true_peak_limiter
+from deepaudio.core.loudness import (_tp_filter, integrated_loudness, loudness_plan, true_peak,
+                                    true_peak_limiter)
 
 SR = 44100
 
@@ -52,3 +53,27 @@ def test_true_peak_limiter_equals_the_per_sample_loop():
     curve = true_peak_limiter(x, SR, ceiling, lookahead=0.002, release=0.005)
     np.testing.assert_allclose(curve, _reference_limiter(x, ceiling, 0.002, 0.005), atol=1e-4)
     assert true_peak(x * curve) <= ceiling * 10 ** (0.1 / 20)
+
+
+def test_a_very_quiet_mix_is_brought_to_a_loud_target_with_finite_gain():
+    """A mix just above the absolute -70 LUFS gate, normalized to -5 LUFS, lands where the
+    same mix 50 dB louder lands: the gains the limiter loop tries are judged by the loudness
+    after the gain (gating the un-gained level dropped every block below -70 LUFS, gave -inf
+    and a NaN gain, and the export failed). Found by the API fuzzer."""
+    rng = np.random.default_rng(3)
+    t = np.arange(4 * SR) / SR
+    beats = (np.sin(2 * np.pi * 2 * t) > 0.95).astype(np.float32)        # peaky: clicks
+    loud = np.stack([0.3 * rng.standard_normal(t.size).astype(np.float32) * (0.2 + beats)] * 2)
+    loud *= np.float32(10 ** ((-19.0 - integrated_loudness(loud, SR)) / 20))
+    quiet = loud * np.float32(10 ** (-50 / 20))
+    assert -70 < integrated_loudness(quiet, SR) < -68
+    results = []
+    for mix in (loud, quiet):
+        plan, report = loudness_plan(mix, SR, target_lufs=-5.0, ceiling_dbtp=-1.0)
+        out = plan.apply(mix)
+        assert np.isfinite(plan.gain) and np.isfinite(out).all()
+        assert report["limiter_max_reduction_db"] > 1.0                # the limiter worked
+        assert abs(integrated_loudness(out, SR) - report["output_lufs"]) < 0.1
+        assert true_peak(out) <= 10 ** (-1.0 / 20) * 1.001
+        results.append(report["output_lufs"])
+    assert -8.0 < results[0] < -4.9 and abs(results[1] - results[0]) < 0.5
