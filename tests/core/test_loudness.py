@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepaudio.core.loudness import (_tp_filter, integrated_loudness, loudness_plan, true_peak,
-                                    true_peak_limiter)
+from deepaudio.core.loudness import (
+    _tp_filter,
+    integrated_loudness,
+    loudness_plan,
+    true_peak,
+    true_peak_limiter,
+)
 
 SR = 44100
 
