@@ -317,3 +317,76 @@ def redis_url(tmp_path_factory):
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=30)
+
+
+class FileHost:
+    """A local HTTP server standing in for a download host (Magenta's storage, FMA's, the
+    Hugging Face hub): ``files`` maps a URL path to bytes. It honours ``Range`` and
+    ``If-Range`` (ETag) as real hosts do, counts requests, and can misbehave on purpose:
+    ``drop_after[path] = n`` sends the full length in its headers, then only ``n`` bytes and
+    closes the connection (once); ``no_range`` ignores Range (always a whole 200)."""
+
+    def __init__(self):
+        import hashlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        host = self
+        self.files: dict[str, bytes] = {}
+        self.drop_after: dict[str, int] = {}
+        self.no_range = False
+        self.requests: list[tuple[str, str | None]] = []        # (path, Range header)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                host.requests.append((path, self.headers.get("Range")))
+                body = host.files.get(path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                etag = f'"{hashlib.sha1(body).hexdigest()[:16]}"'
+                start, status = 0, 200
+                rng = self.headers.get("Range")
+                if_range = self.headers.get("If-Range")
+                if rng and not host.no_range and (if_range is None or if_range == etag):
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.end_headers()
+                        return
+                    status = 206
+                self.send_response(status)
+                self.send_header("ETag", etag)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(len(body) - start))
+                if status == 206:
+                    self.send_header("Content-Range",
+                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.end_headers()
+                drop = host.drop_after.pop(path, None)
+                if drop is not None:
+                    self.wfile.write(body[start:start + drop])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:])
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def file_host():
+    """A stand-in download host on localhost (see :class:`FileHost`), stopped afterwards."""
+    host = FileHost()
+    yield host
+    host.stop()

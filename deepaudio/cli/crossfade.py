@@ -10,6 +10,8 @@
     python crossfade.py prep SONGS_DIR -o clips.h5 [--seconds 4]
     python crossfade.py train --data clips.h5 --run RUN [--preset small] [--steps N]
     python crossfade.py evaluate A B [-o DIR] [--weights RUN]
+    python crossfade.py import-nsynth CKPT_DIR_OR_TAR --run RUN    # Magenta's checkpoint
+    python crossfade.py fetch-nsynth [--to DIR] [--run RUN] [--offline]
 
 Both interfaces run the same code (:mod:`deepaudio.crossfade`). Every output comes
 with a JSON sidecar (``OUT.json``): trims, loudness gain, tempi, offsets, stretch, mode, style
@@ -52,12 +54,20 @@ from pathlib import Path
 
 import numpy as np
 
+from deepaudio.core.download import OFFLINE_ENV
 from deepaudio.core.errors import ToolkitError, user_errors_exit_2
 from deepaudio.crossfade.clips import prep_clips
 from deepaudio.crossfade.deepbass import run_deepbass, write_default_ini
 from deepaudio.crossfade.evaluate import evaluate
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
+from deepaudio.networks.nsynth import (
+    CHECKPOINT_URL,
+    MAGENTA_DILATION_CYCLE,
+    URL_ENV,
+    fetch_nsynth,
+    import_nsynth,
+)
 from deepaudio.training.wavenet import train_wavenet
 
 
@@ -145,7 +155,8 @@ def get_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the WaveNet autoencoder on prep's clips")
     p.add_argument("--data", required=True)
     p.add_argument("--run", required=True)
-    p.add_argument("--preset", choices=("small", "nsynth"), default="small")
+    p.add_argument("--preset", choices=("small", "nsynth"), default=None,
+                   help="model of a new run (default small); a resumed run keeps its own")
     p.add_argument("--steps", type=int, default=1000,
                    help="training steps in all (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -154,6 +165,26 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("import-nsynth",
+                       help="convert Magenta's NSynth WaveNet checkpoint into a run")
+    p.add_argument("checkpoint", help="wavenet-ckpt.tar, the folder it unpacks to, or the "
+                   "checkpoint's prefix (model.ckpt-200000)")
+    p.add_argument("--run", required=True, help="a new run folder to write")
+    p.add_argument("--dilation-cycle", type=_number(int, 1, 14, what="an integer"),
+                   default=MAGENTA_DILATION_CYCLE, help="layers per dilation cycle (10 in "
+                   "Magenta's model; not stored in the checkpoint)")
+
+    p = sub.add_parser("fetch-nsynth", help="download Magenta's NSynth checkpoint (resumable) "
+                       "and import it")
+    p.add_argument("--to", default=None, help="folder for the archive (default "
+                   "~/.cache/deepaudio/nsynth)")
+    p.add_argument("--run", default="models/runs/nsynth", help="run folder to write "
+                   "(default models/runs/nsynth)")
+    p.add_argument("--url", default=None, help=f"a mirror (default {CHECKPOINT_URL}, or "
+                   f"${URL_ENV})")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help=f"never connect (also ${OFFLINE_ENV}=1)")
 
     p = sub.add_parser("evaluate", help="render every style; roughness, dissonance, dip")
     common(p, SIMPLE_STYLES, "equal_power", 44100)
@@ -209,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
                             batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                             seed=args.seed, resume=args.resume, device=args.device)
         print(json.dumps(rep, indent=2, default=str))
+    elif args.command in ("import-nsynth", "fetch-nsynth"):
+        if args.command == "import-nsynth":
+            rep = import_nsynth(os.path.expanduser(args.checkpoint), os.path.expanduser(args.run),
+                                dilation_cycle=args.dilation_cycle)
+        else:
+            rep = fetch_nsynth(os.path.expanduser(args.run), to=args.to, url=args.url,
+                               offline=args.offline)
+        print(f"wrote {rep['run_dir']}: {rep['parameters']:,} parameters from "
+              f"{rep['checkpoint']}; use it with --weights {rep['run_dir']}")
     elif args.command == "evaluate":
         evaluate(args.first_song, args.second_song, args.output_dir, sr=args.sr,
                  seconds=args.seconds, context=args.context, seed=args.seed,

@@ -103,11 +103,12 @@ def load_wavenet(run_dir: str | os.PathLike, *, device: str = "cpu") -> WaveNetA
     return model.to(torch_device(device)).eval()
 
 
-def save_weights(model: WaveNetAutoencoder, run_dir: str | os.PathLike) -> Path:
-    """Write an untrained or externally trained model as a loadable run folder."""
+def save_weights(model: WaveNetAutoencoder, run_dir: str | os.PathLike, **settings) -> Path:
+    """Write an untrained or externally trained (imported) model as a loadable run folder;
+    ``settings`` go into its ``config.json`` beside the model's config."""
     run = Path(run_dir)
     atomic_write_json(run / "config.json", {"model": dataclasses.asdict(model.cfg), "sr": SR,
-                                            "hop": HOP})
+                                            "hop": HOP, **settings})
     save_checkpoint(run / "last.pt", model=model.state_dict(), step=0,
                     config=dataclasses.asdict(model.cfg))
     return run

@@ -18,10 +18,26 @@ Autoencoders"), as DeepBass used it to crossfade songs through the embedding:
   matmuls, batched over B. ``method="naive"`` reruns the causal decoder over the receptive field
   for every sample; both draw from one shared RNG stream, so they agree sample for sample.
 
-Departures from NSynth and DeepBass, on purpose: mu-law labels are rounded, so -1 and 1 map to 0 and
-255 (DeepBass floored after clipping to 0.999, and without that clip 1.0 gave label 256);
-the decoder input is the quantized mu-law value in [-1, 1], in training and in generation alike;
-the residual and skip 1×1s of a layer are one conv (one matmul per layer in the fast path).
+Two layouts (``WaveNetConfig.layout``):
+
+* ``"compact"`` (the ``small`` preset's, for models trained here) departs from NSynth on purpose:
+  mu-law labels are rounded, so -1 and 1 map to 0 and 255 (DeepBass floored after clipping to
+  0.999, and without that clip 1.0 gave label 256); the decoder input is the quantized mu-law
+  value in [-1, 1], in training and in generation alike; the encoder reads the audio itself;
+  the decoder's convolutions have 2 taps; skips start at zero and the head is not conditioned.
+* ``"magenta"`` (the ``nsynth`` preset's) is the graph of Magenta's published checkpoint
+  (``h512_bo16``), so its weights load unchanged in meaning (:mod:`deepaudio.networks.nsynth`):
+  labels ``floor(128 · mu_law(x)) + 128`` (clipped to 255: Magenta's 1.0 gave 256) and input
+  values ``(label - 128) / 128`` for the encoder and the decoder; audio back from a label as
+  Magenta's ``inv_mu_law`` (the bin centre, ``label - 128 + 0.5``, and 0 for label 128);
+  3-tap causal start and dilated convolutions; a 1×1 ``skip_start`` from the start conv's
+  output to the skip sum; the head's first 1×1 conditioned on the code (``cond_out``).
+
+In both, a layer's gate is ``tanh(first half) · sigmoid(second half)`` (Magenta: sigmoid half
+first; the importer swaps the halves), its residual and skip 1×1s are one conv (one matmul per
+layer in the fast path; the importer stacks Magenta's ``res_i`` and ``skip_i``), and the code
+projections have no bias (the importer adds Magenta's ``cond_map`` biases to the gate's and the
+head's biases: the same sums).
 """
 
 from __future__ import annotations
@@ -54,10 +70,14 @@ class WaveNetConfig:
     skip_channels: int = 64       # skip sum and head width (NSynth: 256)
     dilation_cycle: int = 10      # dilations 1 … 2**(cycle-1), repeated (NSynth: 10)
     bottleneck: int = 16          # code channels per 512-sample hop (NSynth: 16, ~32x smaller)
+    layout: str = "compact"       # or "magenta": the graph of Magenta's checkpoint (module doc)
 
     def validate(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"key 'layout' must be one of {', '.join(map(repr, LAYOUTS))}, "
+                              f"got {self.layout!r}")
         for f in dataclasses.fields(self):
-            if getattr(self, f.name) < 1:
+            if f.name != "layout" and getattr(self, f.name) < 1:
                 raise ConfigError(f"key {f.name!r} must be >= 1, got {getattr(self, f.name)}")
         if self.dilation_cycle > 14:
             raise ConfigError(f"key 'dilation_cycle' must be <= 14 (a dilation of at most "
@@ -66,10 +86,33 @@ class WaveNetConfig:
     def dilations(self, n_layers: int) -> list[int]:
         return [2 ** (i % self.dilation_cycle) for i in range(n_layers)]
 
+    @property
+    def kernel(self) -> int:
+        """Taps of the decoder's causal convolutions (start and dilated)."""
+        return 3 if self.layout == "magenta" else 2
+
+    def labels(self, audio):
+        """Audio in [-1, 1] → int64 mu-law labels in [0, 255], as this layout quantizes."""
+        return magenta_mu_law_encode(audio) if self.layout == "magenta" else mu_law_encode(audio)
+
+    def audio(self, labels):
+        """Labels → audio in [-1, 1], as this layout decodes them."""
+        return magenta_mu_law_decode(labels) if self.layout == "magenta" else mu_law_decode(labels)
+
+    def input_values(self, labels: torch.Tensor, dtype: torch.dtype = torch.float32
+                     ) -> torch.Tensor:
+        """The value the networks read for a label."""
+        if self.layout == "magenta":
+            return (labels.to(dtype) - 128) / 128
+        return quantized_input(labels, dtype)
+
+LAYOUTS = ("compact", "magenta")
+
 PRESETS: dict[str, dict] = {
     "small": {},   # the dataclass defaults: trains on a CPU in minutes
     "nsynth": {"enc_layers": 30, "enc_channels": 128, "dec_layers": 30, "residual_channels": 512,
-               "skip_channels": 256, "dilation_cycle": 10, "bottleneck": 16},
+               "skip_channels": 256, "dilation_cycle": 10, "bottleneck": 16,
+               "layout": "magenta"},
 }
 
 
@@ -121,6 +164,42 @@ def mu_law_decode(labels, mu=MU):
     return (np.sign(y) * np.expm1(np.abs(y) * scale) / mu).astype(np.float32)
 
 
+@tp.overload
+def magenta_mu_law_encode(x: torch.Tensor, mu: int = MU) -> torch.Tensor: ...
+@tp.overload
+def magenta_mu_law_encode(x: np.ndarray, mu: int = MU) -> np.ndarray: ...
+def magenta_mu_law_encode(x, mu=MU):
+    """Audio → int64 labels as Magenta's NSynth quantizes: ``floor(128 · compress(x)) + 128``,
+    clipped to [0, 255] (audio at exactly 1.0 gave label 256 there)."""
+    scale = math.log1p(mu)
+    if isinstance(x, torch.Tensor):
+        x = x.clamp(-1.0, 1.0)
+        y = torch.sign(x) * torch.log1p(mu * x.abs()) / scale
+        return (torch.floor(y * 128) + 128).clamp_(0, mu).long()
+    x = np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0)
+    y = np.sign(x) * np.log1p(mu * np.abs(x)) / scale
+    return np.clip(np.floor(y * 128) + 128, 0, mu).astype(np.int64)
+
+
+@tp.overload
+def magenta_mu_law_decode(labels: torch.Tensor, mu: int = MU) -> torch.Tensor: ...
+@tp.overload
+def magenta_mu_law_decode(labels: np.ndarray, mu: int = MU) -> np.ndarray: ...
+def magenta_mu_law_decode(labels, mu=MU):
+    """Labels → audio as Magenta's ``inv_mu_law``: the centre of the label's bin, and 0 for
+    label 128 (float32 for NumPy input)."""
+    if isinstance(labels, torch.Tensor):
+        dtype = labels.dtype if labels.is_floating_point() else torch.get_default_dtype()
+        v = labels.to(dtype) - 128
+        y = (v + 0.5) * (2 / (mu + 1))
+        out = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+        return torch.where(v == 0, torch.zeros_like(out), out)
+    v = np.asarray(labels, dtype=np.float64) - 128
+    y = (v + 0.5) * (2 / (mu + 1))
+    out = np.sign(y) * np.expm1(np.abs(y) * math.log1p(mu)) / mu
+    return np.where(v == 0, 0.0, out).astype(np.float32)
+
+
 def quantized_input(labels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The decoder's input value of a label: its compressed mu-law value, 2k/mu - 1."""
     return labels.to(dtype) * (2 / MU) - 1
@@ -155,32 +234,40 @@ class WaveNetEncoder(nn.Module):
 class WaveNetDecoder(nn.Module):
     def __init__(self, cfg: WaveNetConfig):
         super().__init__()
-        r, s = cfg.residual_channels, cfg.skip_channels
+        r, s, k = cfg.residual_channels, cfg.skip_channels, cfg.kernel
+        self.kernel = k
         self.dilation_list = cfg.dilations(cfg.dec_layers)
-        self.start = nn.Conv1d(1, r, 2)                                 # causal: left pad 1
-        self.gate = nn.ModuleList(nn.Conv1d(r, 2 * r, 2, dilation=d) for d in self.dilation_list)
+        self.start = nn.Conv1d(1, r, k)                                 # causal: left pad k - 1
+        self.gate = nn.ModuleList(nn.Conv1d(r, 2 * r, k, dilation=d) for d in self.dilation_list)
         self.cond = nn.ModuleList(nn.Conv1d(cfg.bottleneck, 2 * r, 1, bias=False)
                                   for _ in self.dilation_list)
         self.res_skip = nn.ModuleList(nn.Conv1d(r, r + s, 1) for _ in self.dilation_list)
         self.head1 = nn.Conv1d(s, s, 1)
         self.head2 = nn.Conv1d(s, N_CLASSES, 1)
+        magenta = cfg.layout == "magenta"
+        self.skip_start = nn.Conv1d(r, s, 1) if magenta else None
+        self.cond_out = nn.Conv1d(cfg.bottleneck, s, 1, bias=False) if magenta else None
         # logits[t] depend on inputs t - receptive_field + 1 … t
-        self.receptive_field = 2 + sum(self.dilation_list)
+        self.receptive_field = (k - 1) * (1 + sum(self.dilation_list)) + 1
 
     def forward(self, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """inputs (B, T): quantized input values (already shifted right by one sample);
         cond (B, bottleneck, T): the code of each sample. → logits (B, 256, T)."""
-        r = self.start.out_channels
-        x = self.start(F.pad(inputs.unsqueeze(1), (1, 0)))              # (B, R, T)
-        skip = torch.zeros((), dtype=x.dtype, device=x.device)
+        r, k = self.start.out_channels, self.kernel
+        x = self.start(F.pad(inputs.unsqueeze(1), (k - 1, 0)))          # (B, R, T)
+        skip = (torch.zeros((), dtype=x.dtype, device=x.device) if self.skip_start is None
+                else self.skip_start(x))
         for d, gate, cond_proj, res_skip in zip(self.dilation_list, self.gate, self.cond,
                                                 self.res_skip):
-            a = gate(F.pad(x, (d, 0))) + cond_proj(cond)                # (B, 2R, T)
+            a = gate(F.pad(x, ((k - 1) * d, 0))) + cond_proj(cond)      # (B, 2R, T)
             z = torch.tanh(a[:, :r]) * torch.sigmoid(a[:, r:])
             out = res_skip(z)                                           # (B, R + S, T)
             x = x + out[:, :r]
             skip = skip + out[:, r:]
-        return self.head2(F.relu(self.head1(F.relu(skip))))
+        hidden = self.head1(F.relu(skip))
+        if self.cond_out is not None:
+            hidden = hidden + self.cond_out(cond)
+        return self.head2(F.relu(hidden))
 
 
 class WaveNetAutoencoder(nn.Module):
@@ -212,20 +299,26 @@ class WaveNetAutoencoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self.encoder(audio)
+            return self.encoder(self.encoder_input(audio))
         finally:
             self.train(was_training)
 
+    def encoder_input(self, audio: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads: the audio (compact) or its quantized values (magenta)."""
+        if self.cfg.layout == "magenta":
+            return self.cfg.input_values(self.cfg.labels(audio), audio.dtype)
+        return audio
+
     def decode(self, audio: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, 256, T) of ``audio`` (B, T) given codes (B, bottleneck, F)."""
-        labels = mu_law_encode(audio)
-        inputs = F.pad(quantized_input(labels, audio.dtype), (1, -1))  # shift right one sample
+        labels = self.cfg.labels(audio)
+        inputs = F.pad(self.cfg.input_values(labels, audio.dtype), (1, -1))  # shift right one
         return self.decoder(inputs, upsample_codes(codes, audio.shape[1]))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, T) audio → (B, 256, T) logits of each sample given the samples before it."""
         audio = self._audio(audio)
-        return self.decode(audio, self.encoder(audio))
+        return self.decode(audio, self.encoder(self.encoder_input(audio)))
 
     def generate(self, codes: torch.Tensor | np.ndarray, n_samples: int | None = None, *,
                  method: tp.Literal["fast", "naive"] = "fast",
@@ -270,7 +363,7 @@ class WaveNetAutoencoder(nn.Module):
             self.train(was_training)
             if bar is not None:
                 bar.close()
-        return mu_law_decode(labels.T.cpu().numpy())
+        return self.cfg.audio(labels.T.cpu().numpy())
 
     def _generate_naive(self, codes, n, uniforms, progress) -> torch.Tensor:
         dec = self.decoder
@@ -283,7 +376,7 @@ class WaveNetAutoencoder(nn.Module):
             logits = dec(inputs[:, lo:t + 1], cond[:, :, lo:t + 1])[:, :, -1]
             labels[t] = _pick(logits, None if uniforms is None else uniforms[t])
             if t + 1 < n:
-                inputs[:, t + 1] = quantized_input(labels[t], inputs.dtype)
+                inputs[:, t + 1] = self.cfg.input_values(labels[t], inputs.dtype)
             if progress and ((t + 1) % HOP == 0 or t + 1 == n):
                 progress(t + 1, n)
         return labels
@@ -291,53 +384,60 @@ class WaveNetAutoencoder(nn.Module):
     def _generate_fast(self, codes, n, uniforms, progress) -> torch.Tensor:
         """One sample per step at O(layers) cost: 6 small batched ops per layer.
 
-        Per layer a FIFO of ``dilation`` rows holds the layer's past inputs, so the k=2 dilated
-        conv at time t is ``[x[t-d], x[t]] @ W`` (Paine et al. 2016). At batch 1 the per-op
-        overhead, not the FLOPs, sets the speed, so the loop allocates nothing and makes no
-        views: every op writes into a buffer (and views of it) made once, and
-        :func:`_fast_weights` folds biases and the gate's sigmoid into the weights so the
-        residual and skip sums share one state vector updated by one matmul per layer.
+        Per layer a ring of ``(kernel - 1) · dilation`` rows holds the layer's past inputs, so
+        the dilated conv at time t is ``[x[t-2d], x[t-d], x[t]] @ W`` (3 taps; 2 taps read
+        ``[x[t-d], x[t]]``; Paine et al. 2016). At batch 1 the per-op overhead, not the FLOPs,
+        sets the speed, so the loop allocates nothing and makes no views: every op writes into
+        a buffer (and views of it) made once, and :func:`_fast_weights` folds biases and the
+        gate's sigmoid into the weights so the residual and skip sums share one state vector
+        updated by one matmul per layer.
         """
         dec = self.decoder
         b, n_frames = codes.shape[0], codes.shape[2]
-        r, s = self.cfg.residual_channels, self.cfg.skip_channels
+        r, s, k = self.cfg.residual_channels, self.cfg.skip_channels, dec.kernel
         w = _fast_weights(dec, codes)
         dev, dtype = codes.device, codes.dtype
 
         def buffer(*shape):
             return torch.zeros(*shape, dtype=dtype, device=dev)
 
-        # one row per batch item: [x[t - d] | x[t] | skip sum]; the gate conv reads the first
-        # two thirds, the residual/skip update writes the last two
-        row = buffer(b, 2 * r + s)
-        pair, pair_past, x, state = row[:, :2 * r], row[:, :r], row[:, r:2 * r], row[:, r:]
+        # one row per batch item: [x[t - (k-1)d] | … | x[t - d] | x[t] | skip sum]; the gate
+        # conv reads the first k blocks, the residual/skip update writes the last two
+        row = buffer(b, k * r + s)
+        taps, x, state = row[:, :k * r], row[:, (k - 1) * r:k * r], row[:, (k - 1) * r:]
+        pasts = [row[:, j * r:(j + 1) * r] for j in range(k - 1)]      # x[t - (k-1-j) d]
         gate, z = buffer(b, 2 * r), buffer(b, r)
         gate_tanh, gate_sig = gate[:, :r], gate[:, r:]
         hidden, logits = buffer(b, s), buffer(b, N_CLASSES)
-        fifos = [list(buffer(d, b, r).add_(beta).unbind(0))
+        rings = [list(buffer((k - 1) * d, b, r).add_(beta).unbind(0))
                  for d, beta in zip(dec.dilation_list, w["fifo_init"])]
-        layers = list(zip(dec.dilation_list, fifos, w["gate"], w["res_skip"]))
-        # decoder inputs, one column per sample, with one zero in front: at step t the start
-        # conv reads columns t and t+1, i.e. the samples t-2 and t-1
-        history = buffer(b, n + 2)
-        lut = quantized_input(torch.arange(N_CLASSES, device=dev), dtype)
+        layers = [(ring, len(ring), [(pasts[j], (k - 1 - j) * d) for j in range(k - 1)],
+                   w_gate, w_rs)
+                  for d, ring, w_gate, w_rs in zip(dec.dilation_list, rings, w["gate"],
+                                                   w["res_skip"])]
+        # decoder inputs, one column per sample, with k zeros in front: at step t the start
+        # conv reads columns t … t+k-1, i.e. the samples t-k … t-1
+        history = buffer(b, n + k)
+        lut = self.cfg.input_values(torch.arange(N_CLASSES, device=dev), dtype)
         labels = torch.empty(n, b, dtype=torch.long, device=dev)
         cond_rows = w["cond"][0].unbind(0)
+        head_bias = w["head1_bias"][0]
         for t in range(n):
             if t % HOP == 0 and t // HOP < n_frames:
                 cond_rows = w["cond"][t // HOP].unbind(0)             # L x (B, 2R)
-            torch.addmm(w["start_bias"], history[:, t:t + 2], w["start"], out=state)
-            for (d, fifo, w_gate, w_rs), cond in zip(layers, cond_rows):
-                past = fifo[t % d]                                      # x[t - d]
-                pair_past.copy_(past)
-                past.copy_(x)                                           # read again at t + d
-                torch.addmm(cond, pair, w_gate, out=gate).tanh_()       # (B, 2R)
+                head_bias = w["head1_bias"][t // HOP]                   # (B, S)
+            torch.addmm(w["start_bias"], history[:, t:t + k], w["start"], out=state)
+            for (ring, size, reads, w_gate, w_rs), cond in zip(layers, cond_rows):
+                for past, back in reads:
+                    past.copy_(ring[(t - back) % size])                 # x[t - back]
+                ring[t % size].copy_(x)                                 # read again later
+                torch.addmm(cond, taps, w_gate, out=gate).tanh_()       # (B, 2R)
                 torch.addcmul(gate_tanh, gate_tanh, gate_sig, out=z)    # 2 tanh(.) sigmoid(.)
                 state.addmm_(z, w_rs)                                   # residual | skip sums
-            torch.addmm(w["head1_bias"], state.relu(), w["head1"], out=hidden).relu_()
+            torch.addmm(head_bias, state.relu(), w["head1"], out=hidden).relu_()
             torch.addmm(w["head2_bias"], hidden, w["head2"], out=logits)   # (B, 256)
             labels[t] = label = _pick(logits, None if uniforms is None else uniforms[t])
-            history[:, t + 2] = lut[label]
+            history[:, t + k] = lut[label]
             if progress and ((t + 1) % HOP == 0 or t + 1 == n):
                 progress(t + 1, n)
         return labels
@@ -356,12 +456,14 @@ def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
       into the residual/skip weights.
     * Residual biases: the state carries x_i - beta_i with beta_i the sum of the earlier layers'
       residual biases, so a layer's update is one ``addmm`` without a bias; the gate bias gets
-      ``W beta_i`` and the FIFOs start at -beta_i (the conv's zero padding).
-    * Skip biases are summed into the start state; the head's first 1x1 reads the skip half of
-      the state through zero rows for the residual half.
-    * Conditioning: each layer's projection of each code frame, computed once (F, L, B, 2R).
+      ``W beta_i`` and the rings start at -beta_i (the conv's zero padding).
+    * Skip biases are summed into the start state, and ``skip_start`` (magenta) is a 1×1 of the
+      start conv's output, so it folds into the start conv's weights; the head's first 1x1
+      reads the skip half of the state through zero rows for the residual half.
+    * Conditioning: each layer's projection of each code frame, computed once (F, L, B, 2R),
+      and the head's (``cond_out``) into a per-frame head bias (F, B, S).
     """
-    r = dec.start.out_channels
+    r, k = dec.start.out_channels, dec.kernel
     s = dec.head1.in_channels
     dtype = codes.dtype
     half = torch.ones(2 * r, dtype=dtype, device=codes.device)
@@ -370,9 +472,9 @@ def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
     gates, res_skip, fifo_init, gate_bias = [], [], [], []
     convs = tp.cast(list[tuple[nn.Conv1d, nn.Conv1d]], list(zip(dec.gate, dec.res_skip)))
     for gate, rs in convs:
-        w_gate = torch.cat([gate.weight[:, :, 0], gate.weight[:, :, 1]], 1) * half[:, None]
-        gates.append(w_gate.T.contiguous())                            # (2R, 2R)
-        gate_bias.append(_bias(gate) * half + w_gate @ torch.cat([beta, beta]))
+        w_gate = torch.cat([gate.weight[:, :, j] for j in range(k)], 1) * half[:, None]
+        gates.append(w_gate.T.contiguous())                            # (kR, 2R)
+        gate_bias.append(_bias(gate) * half + w_gate @ torch.cat([beta] * k))
         fifo_init.append(-beta.clone())
         res_skip.append((rs.weight[:, :, 0] * 0.5).T.contiguous())     # (R, R + S)
         beta = beta + _bias(rs)[:r]
@@ -380,14 +482,23 @@ def _fast_weights(dec: WaveNetDecoder, codes: torch.Tensor) -> dict:
     w_cond = torch.stack([tp.cast(nn.Conv1d, c).weight[:, :, 0] for c in dec.cond])
     w_cond = w_cond * half[None, :, None]
     cond = torch.einsum("bcf,loc->flbo", codes, w_cond) + torch.stack(gate_bias)[None, :, None]
-    w_start = torch.zeros(2, r + s, dtype=dtype, device=codes.device)
+    w_start = torch.zeros(k, r + s, dtype=dtype, device=codes.device)
     w_start[:, :r] = dec.start.weight[:, 0, :].T
+    start_skip_bias = skip_bias
+    if dec.skip_start is not None:
+        w_ss = dec.skip_start.weight[:, :, 0]                           # (S, R)
+        w_start[:, r:] = dec.start.weight[:, 0, :].T @ w_ss.T
+        start_skip_bias = skip_bias + w_ss @ _bias(dec.start) + _bias(dec.skip_start)
     head1 = torch.zeros(r + s, s, dtype=dtype, device=codes.device)
     head1[r:] = dec.head1.weight[:, :, 0].T
+    head1_bias = _bias(dec.head1).expand(codes.shape[2], codes.shape[0], s)
+    if dec.cond_out is not None:
+        head1_bias = head1_bias + torch.einsum("bcf,oc->fbo", codes,
+                                               dec.cond_out.weight[:, :, 0])
     return {"gate": gates, "res_skip": res_skip, "fifo_init": fifo_init,
             "cond": cond.contiguous(),                                  # (F, L, B, 2R)
-            "start": w_start, "start_bias": torch.cat([_bias(dec.start), skip_bias]),
-            "head1": head1, "head1_bias": _bias(dec.head1),
+            "start": w_start, "start_bias": torch.cat([_bias(dec.start), start_skip_bias]),
+            "head1": head1, "head1_bias": head1_bias.contiguous(),      # (F, B, S)
             "head2": dec.head2.weight[:, :, 0].T.contiguous(), "head2_bias": _bias(dec.head2)}
 
 

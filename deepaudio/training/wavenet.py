@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from deepaudio.core.config import load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
 from deepaudio.networks.checkpoint import (
@@ -29,7 +30,7 @@ from deepaudio.networks.checkpoint import (
     torch_device,
 )
 from deepaudio.networks.registry import count_parameters
-from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder, make_config, mu_law_encode
+from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder, WaveNetConfig, make_config
 from deepaudio.training.loop import run_steps
 from deepaudio.training.metrics import write_metrics
 
@@ -66,7 +67,7 @@ def _open_clips(data_path: Path, crop: int):
 
 
 def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
-                  preset: str = "small", steps: int, batch_size: int = 8, crop: int = 6144,
+                  preset: str | None = None, steps: int, batch_size: int = 8, crop: int = 6144,
                   lr: float = 2e-4, seed: int = 0, resume: bool = False, device: str = "cpu",
                   config_overrides: dict | None = None, progress: bool = True,
                   checkpoint_every: int = 100) -> dict:
@@ -78,6 +79,12 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
     from (seed, step), so ``resume=True`` continues exactly as an uninterrupted run would.
     ``last.pt`` is written atomically every ``checkpoint_every`` steps and at the end. Returns
     a summary dict.
+
+    ``preset`` (default ``small``) and ``config_overrides`` shape a new run; a resumed run keeps
+    the model its folder holds. A folder holding weights only (an imported checkpoint such as
+    NSynth's, ``crossfade.py import-nsynth``, or :func:`save_weights`) is fine-tuned with
+    ``resume=True``: training starts from those weights with a fresh optimizer, as DeepBass
+    fine-tuned Magenta's checkpoint on song beginnings and endings.
     """
     for key, value in (("steps", steps), ("batch_size", batch_size),
                        ("checkpoint_every", checkpoint_every)):
@@ -87,9 +94,26 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
         raise ToolkitError(f"crop must be a positive multiple of {HOP} samples, got {crop}")
     if not lr > 0:
         raise ToolkitError(f"lr must be positive, got {lr}")
-    cfg = make_config(preset, config_overrides)
     dev = torch_device(device)
     data_path, run = Path(data_path), Path(run_dir)
+    existing = (run / "last.pt").is_file()
+    if existing and not resume:
+        raise ToolkitError(f"{run} already holds a WaveNet run; pass resume=True "
+                           "(--resume) to continue it or choose another folder")
+    stored: dict = {}
+    if existing:
+        stored_path = run / "config.json"
+        stored = json.loads(stored_path.read_text()) if stored_path.is_file() else {}
+    if existing and isinstance(stored.get("model"), dict):
+        cfg = load_config(WaveNetConfig, stored["model"],                # the run's own model
+                          where=f"{run / 'config.json'} model")
+        if preset is not None and stored.get("preset", preset) != preset:
+            raise ToolkitError(f"{run} holds a {stored.get('preset')!r} run; --preset "
+                               f"{preset!r} does not apply to it (leave it out to resume)")
+        preset = stored.get("preset", preset)
+    else:
+        preset = preset or "small"
+        cfg = make_config(preset, config_overrides)
     settings = {"model": dataclasses.asdict(cfg), "preset": preset, "data_path": str(data_path),
                 "batch_size": batch_size, "crop": crop, "lr": lr, "seed": seed, "sr": SR,
                 "hop": HOP}
@@ -100,21 +124,23 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
     model = WaveNetAutoencoder(cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     done, history, wall = 0, [], 0.0                                  # steps done so far
-    if (run / "last.pt").is_file():
-        if not resume:
-            raise ToolkitError(f"{run} already holds a WaveNet run; pass resume=True "
-                               "(--resume) to continue it or choose another folder")
-        stored_path = run / "config.json"
-        stored = json.loads(stored_path.read_text()) if stored_path.is_file() else {}
-        diff = [k for k in RESUME_KEYS if stored.get(k) != settings[k]]
-        if diff:
-            raise ToolkitError(f"{run} holds a run with other settings (differs in "
-                               f"{', '.join(map(repr, diff))}); use another folder")
+    if existing:
         ck = load_checkpoint(run / "last.pt")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        done, history, wall = ck["step"], [tuple(h) for h in ck["history"]], ck["wall_seconds"]
-        set_rng_state(ck["rng"])
+        if "optimizer" not in ck:           # weights only (imported): fine-tune from them
+            model.load_state_dict(ck["model"])
+            settings["fine_tuned_from"] = stored.get("imported_from", "weights")
+        else:
+            diff = [k for k in RESUME_KEYS if stored.get(k) != settings[k]]
+            if diff:
+                raise ToolkitError(f"{run} holds a run with other settings (differs in "
+                                   f"{', '.join(map(repr, diff))}); use another folder")
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            done, history = ck["step"], [tuple(h) for h in ck["history"]]
+            wall = ck["wall_seconds"]
+            set_rng_state(ck["rng"])
+            if "fine_tuned_from" in stored:
+                settings["fine_tuned_from"] = stored["fine_tuned_from"]
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", settings)
 
@@ -136,7 +162,7 @@ def train_wavenet(data_path: str | os.PathLike, run_dir: str | os.PathLike, *,
                 yield (torch.from_numpy(np.clip(x, -1, 1).astype(np.float32)).to(dev),)
 
         def loss_fn(x: torch.Tensor) -> torch.Tensor:           # x (B, crop)
-            return F.cross_entropy(model(x), mu_law_encode(x))  # logits (B, 256, crop)
+            return F.cross_entropy(model(x), cfg.labels(x))    # logits (B, 256, crop)
 
         clock = {"t": time.perf_counter()}
 

@@ -13,6 +13,8 @@ from deepaudio.networks.wavenet import (
     WaveNetAutoencoder,
     WaveNetConfig,
     generation_speed,
+    magenta_mu_law_decode,
+    magenta_mu_law_encode,
     make_config,
     mu_law_decode,
     mu_law_encode,
@@ -27,9 +29,18 @@ TINY = {"enc_layers": 3, "enc_channels": 6, "dec_layers": 6, "residual_channels"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_model(seed: int = 0, dtype=torch.float64) -> WaveNetAutoencoder:
+LAYOUTS = pytest.mark.parametrize("layout", ["compact", "magenta"])
+
+
+def tiny_model(seed: int = 0, dtype=torch.float64, layout: str = "compact"
+               ) -> WaveNetAutoencoder:
     torch.manual_seed(seed)
-    return WaveNetAutoencoder(make_config("small", TINY)).to(dtype)
+    m = WaveNetAutoencoder(make_config("small", {**TINY, "layout": layout})).to(dtype)
+    with torch.no_grad():                       # biases off zero, so folding them is tested
+        for name, param in m.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.1)
+    return m
 
 
 def random_codes(batch: int, frames: int, seed: int = 1) -> torch.Tensor:
@@ -70,6 +81,29 @@ def test_mu_law_numpy_and_torch_agree():
     x = np.random.default_rng(0).uniform(-1, 1, 1000).astype(np.float32)
     assert np.array_equal(mu_law_encode(x), mu_law_encode(torch.from_numpy(x)).numpy())
     assert mu_law_decode(np.arange(256)).dtype == np.float32
+    assert np.array_equal(magenta_mu_law_encode(x),
+                          magenta_mu_law_encode(torch.from_numpy(x)).numpy())
+    assert np.allclose(magenta_mu_law_decode(np.arange(256)),
+                       magenta_mu_law_decode(torch.arange(256)).numpy(), atol=1e-7)
+
+
+def test_magenta_mu_law_is_nsynths():
+    """Magenta's utils.mu_law / inv_mu_law written out: floor(128 compress(x)) + 128 labels,
+    the bin centre back (0 at label 128); full-scale 1.0 clipped to 255 instead of 256."""
+    x = np.linspace(-1, 1, 20001)
+    compressed = np.sign(x) * np.log1p(255 * np.abs(x)) / np.log(256)
+    expected = np.floor(compressed * 128) + 128
+    labels = magenta_mu_law_encode(x)
+    assert np.array_equal(labels, np.minimum(expected, 255))
+    assert labels[0] == 0 and labels[-1] == 255 and expected[-1] == 256
+    k = np.arange(256)
+    y = magenta_mu_law_decode(k)
+    centre = (k - 128 + 0.5) * 2 / 256
+    ref = np.where(k == 128, 0, np.sign(centre) / 255 * (256.0 ** np.abs(centre) - 1))
+    assert np.allclose(y, ref, atol=1e-7) and y[128] == 0
+    assert np.array_equal(magenta_mu_law_encode(y), k)
+    cfg = make_config("small", {"layout": "magenta"})
+    assert cfg.input_values(torch.tensor([0, 128, 255])).tolist() == [-1.0, 0.0, 127 / 128]
 
 
 def test_shapes_and_non_causal_encoder():
@@ -88,8 +122,9 @@ def test_shapes_and_non_causal_encoder():
     assert m.encoder.half_receptive_field == 8
 
 
-def test_decoder_is_causal():
-    m = tiny_model()
+@LAYOUTS
+def test_decoder_is_causal(layout):
+    m = tiny_model(layout=layout)
     audio, codes = random_audio(2, 300), random_codes(2, 1)
     logits = m.decode(audio, codes)
     assert logits.shape == (2, 256, 300)
@@ -101,14 +136,15 @@ def test_decoder_is_causal():
     assert not torch.allclose(after[:, :, t + 1], logits[:, :, t + 1])
     # and it only looks back receptive_field samples
     rf = m.decoder.receptive_field
-    assert rf == 16
+    assert rf == (16 if layout == "compact" else 31)
     assert torch.equal(after[:, :, t + rf + 1:], logits[:, :, t + rf + 1:])
-    assert not torch.allclose(after[:, :, t + rf], logits[:, :, t + rf])
+    assert not torch.equal(after[:, :, t + rf], logits[:, :, t + rf])   # the far edge
 
 
+@LAYOUTS
 @pytest.mark.parametrize("sampling", ["greedy", "sample"])
-def test_fast_generation_equals_naive(sampling):
-    m = tiny_model()
+def test_fast_generation_equals_naive(sampling, layout):
+    m = tiny_model(layout=layout)
     codes = random_codes(2, 2)
     n = 2 * HOP + 37                                     # crosses a frame, then holds the last
     fast = m.generate(codes, n, method="fast", sampling=sampling, seed=5)
@@ -124,25 +160,28 @@ def test_fast_generation_equals_naive(sampling):
     assert not np.array_equal(fast, other)
 
 
-def test_fast_generation_in_float32_equals_naive():
-    m = tiny_model(dtype=torch.float32)
+@LAYOUTS
+def test_fast_generation_in_float32_equals_naive(layout):
+    m = tiny_model(dtype=torch.float32, layout=layout)
     codes = random_codes(1, 1).float()
     fast = m.generate(codes, 300, sampling="sample", seed=1)
     assert np.array_equal(fast, m.generate(codes, 300, method="naive", sampling="sample", seed=1))
 
 
-def test_generation_matches_teacher_forcing():
+@LAYOUTS
+def test_generation_matches_teacher_forcing(layout):
     # the cache-equivalence check against the training pass: re-scoring the generated audio
     # with teacher forcing gives back every greedy choice
-    m = tiny_model(seed=3)
+    m = tiny_model(seed=3, layout=layout)
     codes = random_codes(2, 1, seed=4)
     audio = m.generate(codes, 400)
     logits = m.decode(torch.from_numpy(audio).double(), codes)
-    assert torch.equal(logits.argmax(1), mu_law_encode(torch.from_numpy(audio)))
+    assert torch.equal(logits.argmax(1), m.cfg.labels(torch.from_numpy(audio)))
 
 
-def test_batched_generation_equals_per_item():
-    m = tiny_model()
+@LAYOUTS
+def test_batched_generation_equals_per_item(layout):
+    m = tiny_model(layout=layout)
     codes = random_codes(3, 2)
     batched = m.generate(codes, HOP + 50)
     for i in range(3):
@@ -175,7 +214,9 @@ def test_presets():
     assert (nsynth.residual_channels, nsynth.skip_channels, nsynth.bottleneck) == (512, 256, 16)
     with torch.device("meta"):
         big = WaveNetAutoencoder(nsynth)
-    assert big.decoder.receptive_field == 2 + 3 * 1023
+    assert nsynth.layout == "magenta" and small.layout == "compact"
+    assert big.decoder.receptive_field == 2 * (1 + 3 * 1023) + 1     # 3 taps
+    assert big.decoder.skip_start is not None and big.decoder.cond_out is not None
     assert big.decoder.dilation_list[:11] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1]
     with pytest.raises(ToolkitError, match="'huge'"):
         preset("huge")
@@ -184,7 +225,8 @@ def test_presets():
 @pytest.mark.parametrize("overrides, key", [({"residual_channel": 8}, "residual_channel"),
                                             ({"dec_layers": "10"}, "dec_layers"),
                                             ({"bottleneck": 0}, "bottleneck"),
-                                            ({"dilation_cycle": 20}, "dilation_cycle")])
+                                            ({"dilation_cycle": 20}, "dilation_cycle"),
+                                            ({"layout": "tf"}, "layout")])
 def test_bad_config_rejected_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         make_config("small", overrides)

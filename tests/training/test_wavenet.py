@@ -98,3 +98,27 @@ def test_training_rejects_bad_input(clips_h5, tmp_path):
         train_wavenet(clips_h5, tmp_path / "run", steps=1, config_overrides={"layers": 3},
                          progress=False)
     assert not (tmp_path / "run").exists()                 # nothing written on bad input
+
+
+def test_fine_tuning_an_imported_checkpoint(clips_h5, tmp_path, request):
+    """DeepBass' recipe: start from NSynth's weights (here the tiny Magenta-format fixture,
+    imported) and train on song clips; resuming the fine-tuning continues it."""
+    from deepaudio.networks.nsynth import import_nsynth
+    fixture = request.config.rootpath / "tests" / "fixtures" / "nsynth_tiny"
+    run = tmp_path / "nsynth"
+    import_nsynth(fixture, run)
+    imported = torch.load(run / "last.pt", weights_only=False)["model"]
+    with pytest.raises(ToolkitError, match="'nsynth' run; --preset 'small'"):
+        train_wavenet(clips_h5, run, steps=1, preset="small", batch_size=2, crop=2 * HOP,
+                      resume=True, progress=False)
+    first = train(clips_h5, run, 2, resume=True)       # TINY overrides do not apply
+    assert first["steps"] == 2 and first["steps_this_call"] == 2
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["preset"] == "nsynth" and stored["model"]["layout"] == "magenta"
+    assert stored["fine_tuned_from"]["checkpoint"] == "model.ckpt-200000"
+    tuned = load_wavenet(run)
+    assert tuned.cfg.residual_channels == 16                 # the checkpoint's widths
+    assert any(not torch.equal(imported[k], v) for k, v in tuned.state_dict().items())
+    more = train(clips_h5, run, 3, resume=True)
+    assert more["steps"] == 3 and more["steps_this_call"] == 1
+    assert json.loads((run / "config.json").read_text())["fine_tuned_from"]
