@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         path = write_output(args.output, out)
         np.save(path.with_name("a_end_enc.npy"), np.asarray(out["enc_a"]))
         np.save(path.with_name("b_begin_enc.npy"), np.asarray(out["enc_b"]))
-        print(f"wrote {path} and its encodings a_end_enc.npy, b_begin_enc.npy")
+        gen = out["sidecar"]["generation"]
+        print(f"wrote {path} and its encodings a_end_enc.npy, b_begin_enc.npy (decoded "
+              f"{gen['samples']} samples in {gen['seconds']:.1f} s, "
+              f"{gen['samples_per_s']:.0f} samples/s)")
     elif args.command == "prep":
         rep = prep_clips(args.songs_dir, args.output, seconds=args.seconds, sr=args.sr,
                          min_duration=args.min_duration)

@@ -17,7 +17,7 @@ import numpy as np
 
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
-from deepaudio.crossfade.neural import crossfade_neural
+from deepaudio.crossfade.neural import crossfade_neural_styles
 from deepaudio.crossfade.plots import format_table, plot_encodings, plot_transitions, write_table
 from deepaudio.crossfade.songs import prepare_pair
 from deepaudio.networks.checkpoint import load_wavenet
@@ -57,10 +57,13 @@ def evaluate(a_path, b_path, out_dir, *, sr: int = 44100, seconds: float = 4.0,
         model = load_wavenet(Path(os.path.expanduser(weights)), device=device)
         pair16 = prepare_pair(a_path, b_path, SR, threshold=threshold, mono=True)
         neural_outs = {}
-        for style in cr.NEURAL_RAMPS:
-            neural = crossfade_neural(a_path, b_path, weights, style=style, seconds=seconds,
-                                      context=context, seed=seed, threshold=threshold,
-                                      model=model, pair=pair16)
+        decoded = crossfade_neural_styles(a_path, b_path, weights, styles=list(cr.NEURAL_RAMPS),
+                                          seconds=seconds, context=context, seed=seed,
+                                          threshold=threshold, model=model, pair=pair16)
+        gen = next(iter(decoded.values()))["sidecar"]["generation"]
+        log(f"decoded {len(decoded)} neural fades in one batch: {gen['samples']} samples in "
+            f"{gen['seconds']:.1f} s ({gen['samples_per_s']:.0f} samples/s)")
+        for style, neural in decoded.items():
             i0, n = neural["overlap_start"], neural["overlap"]
             pa, pb = np.zeros_like(neural["audio"]), np.zeros_like(neural["audio"])
             pa[:, :i0 + n], pb[:, i0:] = neural["audio"][:, :i0 + n], neural["audio"][:, i0:]

@@ -20,17 +20,24 @@ from deepaudio.networks.wavenet import HOP
 @pytest.fixture
 def fake_wavenet(monkeypatch):
     calls = {}
-    def load_wavenet(run_dir, device="cpu"):
-        calls["run"] = str(run_dir)
-        return "model"
 
     def embedding_crossfade(model, a, b, g_out, g_in, sampling="greedy", seed=0,
-                            method="fast", batch=True):
-        calls.update(a=a, b=b, g_out=g_out, g_in=g_in, seed=seed)
+                            method="fast", batch=True, progress=None):
+        calls.update(a=a, b=b, g_out=g_out[0], g_in=g_in[0], seed=seed)    # (fades, F)
         f = a.shape[0] // 512
         enc_a, enc_b = np.zeros((16, f)), np.ones((16, f))
-        return {"audio": (0.5 * a + 0.5 * b).astype(np.float32), "enc_a": enc_a,
-                "enc_b": enc_b, "enc_mix": enc_a * g_out + enc_b * g_in}
+        return {"audio": (0.5 * a + 0.5 * b).astype(np.float32)[None], "enc_a": enc_a,
+                "enc_b": enc_b, "enc_mix": (enc_a * g_out[0] + enc_b * g_in[0])[None],
+                "generation": {"samples": a.size, "seconds": 0.0, "samples_per_s": 0.0,
+                               "batch": 1}}
+
+    class Model:                                   # what the sidecar asks of the model
+        def parameters(self):
+            return iter([torch.zeros(1)])
+
+    def load_wavenet(run_dir, device="cpu"):
+        calls["run"] = str(run_dir)
+        return Model()
 
     monkeypatch.setattr(neural, "load_wavenet", load_wavenet)
     monkeypatch.setattr(neural, "embedding_crossfade", embedding_crossfade)
@@ -97,6 +104,16 @@ def test_embedding_crossfade(tiny_run):
     assert np.allclose(half["enc_mix"], (out["enc_a"] + out["enc_b"]) / 2, atol=1e-6)
     codes = torch.from_numpy(half["enc_mix"])[None]
     assert np.array_equal(half["audio"], m.generate(codes, t, sampling="sample", seed=3)[0])
+    # several fades of the pair decode in one batch, each as it would alone
+    seen = []
+    both = embedding_crossfade(m, a, b, np.stack([np.ones(2), np.full(2, 0.5)]),
+                               np.stack([np.zeros(2), np.full(2, 0.5)]), progress=seen.append)
+    assert both["audio"].shape == (2, t) and both["generation"]["batch"] == 2
+    assert both["generation"]["samples"] == 2 * t and both["generation"]["samples_per_s"] > 0
+    assert np.array_equal(both["audio"][0], out["audio"])                   # greedy
+    assert np.array_equal(both["audio"][1], m.generate(codes, t)[0])
+    assert np.allclose(both["enc_mix"][0], out["enc_a"])
+    assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) == 3
     with pytest.raises(ToolkitError, match="g_in"):
         embedding_crossfade(m, a, b, np.ones(2), np.zeros(3))
     with pytest.raises(ToolkitError, match="equal length"):
