@@ -5,9 +5,19 @@
     GET  /api/crossfade/styles      simple and neural styles, beat counts, defaults, WaveNet
                                     runs
     POST /api/crossfade             CrossfadeRequest -> {id, audio_url, duration, sidecar
-                                    (with the gain ``curves``), measures, cached}
-    GET  /api/crossfade/<id>        the same JSON for a rendered transition
+                                    (with the gain ``curves``), measures, cached}; a neural
+                                    fade not rendered yet -> 202 and its job {id, state,
+                                    progress, stage, eta_seconds, message}
+    GET  /api/crossfade/<id>        the same JSON for a rendered transition; 202 and the job
+                                    while a neural one renders, 422 when it failed
     GET  /api/crossfade/<id>/audio  the OGG (or FLAC) file, with HTTP Range support
+
+Neural fades decode sample by sample (minutes for a few seconds with NSynth's full-size
+model on a CPU), so they render as jobs on the server's job runner
+(:meth:`deepaudio.web.jobs.JobQueue.local_task`), never inside the request: the page polls
+the id for the progress. A second request for the same transition joins the job. Each user may
+have ``max_jobs_per_user`` neural renders queued or running (429 past that). A server restart
+fails the unfinished ones (request them again).
 
 A transition is rendered once: its id is the SHA-256 of the normalised request (the track ids
 are content hashes, so the same request means the same audio), the files live under
@@ -30,11 +40,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+import time
 import typing as tp
 from pathlib import Path
 
@@ -49,10 +62,20 @@ from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
 from deepaudio.web.catalog import track_path, track_row
-from deepaudio.web.http import ApiError, data_dir, json_body, send_media
+from deepaudio.web.db import connect, db
+from deepaudio.web.http import (
+    ApiError,
+    data_dir,
+    ensure_user,
+    json_body,
+    public_message,
+    send_media,
+)
+from deepaudio.web.jobs import JobLimitError
 from deepaudio.web.runs import wavenet_runs
 
 bp = Blueprint("crossfade", __name__)
+log = logging.getLogger("crossfade")
 
 BEATS = (8, 16, 32)
 MAX_SECONDS = 30.0          # overlap cap: a preview, not a mix
@@ -150,7 +173,8 @@ def _neural_parts(out: dict) -> None:
 
 
 def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
-           run_dir: Path | None = None) -> dict:
+           run_dir: Path | None = None,
+           progress: tp.Callable[[float], None] | None = None) -> dict:
     """Render the transition; returns ``crossfade``'s output dict with ``sidecar`` replaced by
     the page's JSON (no server paths in it) and ``measures`` (None when not measured)."""
     if run_dir is None:
@@ -161,7 +185,7 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
                   "g_in": _bin_means(out["g_in"], CURVE_POINTS), "applied_to": "audio"}
     else:
         out = crossfade_neural(path_a, path_b, run_dir, style=req.style,
-                                  seconds=req.seconds, context=req.context)
+                               seconds=req.seconds, context=req.context, progress=progress)
         _neural_parts(out)
         # the ramp fades the encodings, not the audio: drawn over the decoded part
         g_out, g_in = cr.NEURAL_RAMPS[req.style](out["sidecar"]["frames"])
@@ -188,6 +212,7 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
         "output_start_in_first_song_s": s.get("output_start_in_first_song_s"),
         "run": req.run, "curves": {"points": len(curves["g_in"]), **curves,
                                    "span": "output" if run_dir is None else "overlap"},
+        "generation": s.get("generation"),
         "request": req.render_key(), "cache_version": CACHE_VERSION,
     }
     wanted = req.measures
@@ -231,6 +256,124 @@ def prune_renders(root: Path, limit_bytes: int, locks: KeyLocks, *,
 def init_app(app: Flask) -> None:
     app.extensions["crossfade_locks"] = KeyLocks()
     app.extensions["crossfade_renders"] = 0      # renders done (tests, logs)
+    con = connect(app.config["DB_PATH"])
+    try:
+        con.execute("UPDATE crossfade_jobs SET state = 'failed', finished = ?, message = "
+                    "'interrupted by a server restart; request it again' WHERE state IN "
+                    "('queued', 'running')", (time.time(),))
+    finally:
+        con.close()
+    queue = app.extensions["mixer_jobs"]
+    app.extensions["crossfade_enqueue"] = queue.local_task(
+        f"crossfade_neural_{id(app)}", functools.partial(_render_job, app))
+
+
+PROGRESS_EVERY_S = 0.5          # how often a render job writes its progress
+
+
+def _render_job(app: Flask, payload: dict) -> None:
+    """A neural render, in a consumer thread of the job runner: the request, the tracks' files
+    and the run folder travel in the payload; state and progress go to ``crossfade_jobs``."""
+    key = payload["key"]
+    con = connect(app.config["DB_PATH"])
+    try:
+        if con.execute("UPDATE crossfade_jobs SET state = 'running', started = ?, stage = "
+                       "'encoding', progress = 0 WHERE key = ? AND state = 'queued'",
+                       (time.time(), key)).rowcount == 0:
+            return                                  # failed meanwhile (a restart), or gone
+        last = [0.0]
+
+        def progress(fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0:
+                last[0] = now
+                con.execute("UPDATE crossfade_jobs SET progress = ?, stage = 'decoding' WHERE "
+                            "key = ?", (round(0.02 + 0.96 * fraction, 4), key))
+
+        req = crossfade_request(payload["request"])
+        try:
+            with app.app_context():
+                out = render(req, Path(payload["path_a"]), Path(payload["path_b"]),
+                             run_dir=Path(payload["run_dir"]), progress=progress)
+                con.execute("UPDATE crossfade_jobs SET stage = 'writing', progress = 0.99 "
+                            "WHERE key = ?", (key,))
+                locks = app.extensions["crossfade_locks"]
+                root = Path(app.config["DATA_DIR"]) / "crossfades"
+                with locks.hold(key):
+                    write_output(root / key / f"transition.{req.format}", out,
+                                 {"measures": out["measures"]})
+                app.extensions["crossfade_renders"] += 1
+                prune_renders(root, app.config["CROSSFADE_CACHE_BYTES"], locks, keep=key)
+        except ToolkitError as e:
+            names = {payload["path_a"]: "track A", payload["path_b"]: "track B",
+                     payload["run_dir"]: f"run {req.run}"}
+            _job_failed(con, key, public_message(str(e), names))
+            return
+        except Exception:
+            log.exception("crossfade render %s failed", key)
+            _job_failed(con, key, "the render failed on the server (logged); request it again")
+            return
+        con.execute("UPDATE crossfade_jobs SET state = 'done', progress = 1, stage = '', "
+                    "finished = ? WHERE key = ?", (time.time(), key))
+    finally:
+        con.close()
+
+
+def _job_failed(con, key: str, message: str) -> None:
+    con.execute("UPDATE crossfade_jobs SET state = 'failed', message = ?, finished = ? "
+                "WHERE key = ?", (message[:1000], time.time(), key))
+
+
+def _job_json(row) -> dict:
+    p = float(row["progress"])
+    eta = None
+    if row["state"] == "running" and row["started"] and p >= 0.05:
+        eta = round((time.time() - row["started"]) * (1 - p) / p, 1)
+    return {"id": row["key"], "state": row["state"], "stage": row["stage"],
+            "progress": round(p, 4), "eta_seconds": eta, "message": row["message"],
+            "status_url": f"/api/crossfade/{row['key']}"}
+
+
+def _submit_job(key: str, req: CrossfadeRequest, path_a: Path, path_b: Path, run_dir: Path):
+    """Queue the neural render ``key`` (or join the one queued or running): 202 and its job."""
+    con = db()
+    user = ensure_user()
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        row = con.execute("SELECT * FROM crossfade_jobs WHERE key = ?", (key,)).fetchone()
+        if row is not None and row["state"] in ("queued", "running"):
+            con.execute("COMMIT")
+            return jsonify(_job_json(row)), 202
+        limit = current_app.config["SERVER_CONFIG"].max_jobs_per_user
+        mine = con.execute("SELECT COUNT(*) FROM crossfade_jobs WHERE user_id = ? AND state IN "
+                           "('queued', 'running')", (user,)).fetchone()[0]
+        if mine >= limit:
+            raise JobLimitError(limit, "neural crossfades")
+        con.execute("INSERT OR REPLACE INTO crossfade_jobs (key, user_id, track_a, track_b, "
+                    "state, stage, progress, message, created) VALUES (?, ?, ?, ?, 'queued', "
+                    "'', 0, '', ?)", (key, user, req.track_a, req.track_b, time.time()))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    current_app.extensions["crossfade_enqueue"](
+        {"key": key, "request": dataclasses.asdict(req), "path_a": str(path_a),
+         "path_b": str(path_b), "run_dir": str(run_dir)}, priority=-mine)
+    row = con.execute("SELECT * FROM crossfade_jobs WHERE key = ?", (key,)).fetchone()
+    return jsonify(_job_json(row)), 202
+
+
+def _job_of(key: str):
+    """The render job of ``key`` if this user may see it (both tracks theirs to use)."""
+    row = db().execute("SELECT * FROM crossfade_jobs WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    try:
+        track_row(row["track_a"])
+        track_row(row["track_b"])
+    except ApiError:
+        return None
+    return row
 
 
 def _root() -> Path:
@@ -320,6 +463,8 @@ def create():
             if not (req.measures and sidecar.get("measures") is None):
                 _touch(sidecar_path)
                 return jsonify(_result(key, sidecar, cached=True))
+        if rdir is not None:
+            return _submit_job(key, req, path_a, path_b, rdir)
         try:
             out = render(req, path_a, path_b, run_dir=rdir)
         except ToolkitError as e:       # no steady beat, a song too short, ...
@@ -334,7 +479,15 @@ def create():
 
 @bp.get("/<key>")
 def get(key: str):
-    _, sidecar_path, sidecar = _known(key)
+    try:
+        _, sidecar_path, sidecar = _known(key)
+    except ApiError:
+        row = _job_of(key) if ID.match(key or "") else None
+        if row is None or row["state"] == "done":      # done: the render was pruned since
+            raise
+        if row["state"] == "failed":
+            raise ApiError(422, f"the neural crossfade failed: {row['message']}") from None
+        return jsonify(_job_json(row)), 202
     _touch(sidecar_path)
     return jsonify(_result(key, sidecar, cached=True))
 

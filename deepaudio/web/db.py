@@ -6,8 +6,8 @@ uploaded twice (under any name) is stored once. Job workers on other machines ne
 
 Tables: ``users``, ``tracks``, ``uploads`` (who uploaded what), ``timelines`` and
 ``genre_cache`` (visualizer caches), ``mixer_jobs``, ``mixer_stemsets`` (the stem cache),
-``mixer_features``, ``mixer_mixes`` (saved mixes) and ``mixer_preference_models`` (each
-user's suggestion network).
+``mixer_features``, ``mixer_mixes`` (saved mixes), ``mixer_preference_models`` (each
+user's suggestion network) and ``crossfade_jobs`` (neural transitions rendered as jobs).
 """
 
 from __future__ import annotations
@@ -111,6 +111,20 @@ CREATE TABLE IF NOT EXISTS mixer_mixes (
 );
 CREATE INDEX IF NOT EXISTS mixer_mixes_user ON mixer_mixes(user_id, created);
 CREATE UNIQUE INDEX IF NOT EXISTS mixer_mixes_name ON mixer_mixes(user_id, job_id, name);
+CREATE TABLE IF NOT EXISTS crossfade_jobs (   -- a neural transition rendered as a job
+    key TEXT PRIMARY KEY,           -- the render's id (SHA-256 of the normalised request)
+    user_id TEXT NOT NULL,          -- who asked for it last (it counts toward their limit)
+    track_a TEXT NOT NULL,
+    track_b TEXT NOT NULL,
+    state TEXT NOT NULL,            -- queued | running | done | failed
+    stage TEXT NOT NULL DEFAULT '',
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS crossfade_jobs_user ON crossfade_jobs(user_id, state);
 CREATE TABLE IF NOT EXISTS mixer_preference_models (
     user_id TEXT PRIMARY KEY,
     state BLOB NOT NULL,            -- torch state_dict

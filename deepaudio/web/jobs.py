@@ -26,6 +26,10 @@ a content-addressed stem cache, a fair share of the workers per user.
   progress, and never separates it again.
 - **Restart.** On start-up (embedded queue) running jobs are marked failed and retryable
   (their worker died with the server); queued jobs are queued again; finished jobs are kept.
+- **Jobs of the web node.** :meth:`JobQueue.local_task` runs other jobs (the neural
+  crossfade: it needs the WaveNet runs, which live with the server) on the same embedded
+  consumer, or with Redis on a small embedded queue of the server's own, never on the remote
+  workers.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ log = logging.getLogger("mixer.jobs")
 MONITOR_S = 0.5                 # how often the server reads the Redis workers' job status
 ACTIVE = ("queued", "running")
 
-__all__ = ["JobQueue", "cache_key", "job_json", "init_app", "shutdown"]
+__all__ = ["JobLimitError", "JobQueue", "cache_key", "job_json", "init_app", "shutdown"]
 
 
 def job_json(row: sqlite3.Row) -> dict:
@@ -84,8 +88,8 @@ def job_json(row: sqlite3.Row) -> dict:
 class JobLimitError(ApiError):
     """A user has as many jobs queued or running as allowed (429)."""
 
-    def __init__(self, limit: int):
-        super().__init__(429, f"you have {limit} separation jobs queued or running, the most "
+    def __init__(self, limit: int, what: str = "separation jobs"):
+        super().__init__(429, f"you have {limit} {what} queued or running, the most "
                               "allowed at once; wait for one to finish and try again",
                          {"Retry-After": "10"})
 
@@ -112,9 +116,11 @@ class JobQueue:
         self.consumer: tp.Any = None        # huey's Consumer, when embedded
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._local_consumer: tp.Any = None
         if redis_url is None:
             from huey import SqliteHuey
             self.huey = SqliteHuey(name="mixer", filename=str(self.root / "huey.sqlite"))
+            self.local_huey = self.huey
             self.task = register_task(self.huey, self._run_embedded)
             con = connect(self.db_path)
             try:
@@ -127,6 +133,11 @@ class JobQueue:
             self.huey = redis_huey(redis_url)
             self.redis = self.huey.storage.conn
             self.task = register_task(self.huey, _remote_only)
+            from huey import SqliteHuey
+            self.local_huey = SqliteHuey(name="local", filename=str(self.root / "local.sqlite"))
+            self.local_huey.storage.flush_queue()           # its jobs died with the server
+            if consume:
+                self._local_consumer = self._consumer(self.local_huey, 1)
             if consume:
                 self._monitor = threading.Thread(target=self._follow, daemon=True,
                                                  name="mixer-monitor")
@@ -215,28 +226,40 @@ class JobQueue:
             rank[row["user_id"]] = rank.get(row["user_id"], 0) + 1
 
     def start_consumer(self, workers: int) -> None:
+        self.consumer = self._consumer(self.huey, workers)
+
+    @staticmethod
+    def _consumer(huey, workers: int):
         from huey.consumer import Consumer
 
         class EmbeddedConsumer(Consumer):
             def _set_signal_handlers(self):     # the server owns the signals
                 pass
 
-        self.consumer = EmbeddedConsumer(self.huey, workers=workers, worker_type="thread",
-                                         periodic=False, initial_delay=0.05, backoff=1.5,
-                                         max_delay=0.5, check_worker_health=False)
-        self.consumer.start()
+        consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread",
+                                    periodic=False, initial_delay=0.05, backoff=1.5,
+                                    max_delay=0.5, check_worker_health=False)
+        consumer.start()
+        return consumer
+
+    def local_task(self, name: str, fn: tp.Callable[[dict], None]):
+        """Register ``fn(payload)`` as a job of the web node; returns ``enqueue(payload,
+        priority=0)``. The payload must pickle (Huey stores it until a consumer takes it)."""
+        task = self.local_huey.task(name=name)(fn)
+        return lambda payload, priority=0: task(payload, priority=priority)
 
     def stop(self) -> None:
         self._stop.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
             self._monitor = None
-        if self.consumer is not None:
-            self.consumer.stop(graceful=False)
-            for _, t in self.consumer.worker_threads:
-                t.join(timeout=5)
-            self.consumer.scheduler.join(timeout=5)
-            self.consumer = None
+        for consumer in (self.consumer, self._local_consumer):
+            if consumer is not None:
+                consumer.stop(graceful=False)
+                for _, t in consumer.worker_threads:
+                    t.join(timeout=5)
+                consumer.scheduler.join(timeout=5)
+        self.consumer = self._local_consumer = None
 
     # -- Redis: follow the remote workers ---------------------------------------------------
 

@@ -72,6 +72,9 @@ def wavenet_runs(models_dir: str | Path) -> list[dict]:
             continue
         if not isinstance(settings, dict) or not isinstance(settings.get("model"), dict):
             continue
+        origin = ("NSynth checkpoint" if settings.get("imported_from") else
+                  "fine-tuned from NSynth" if settings.get("fine_tuned_from") else "trained here")
         runs.append({"id": run.relative_to(root).as_posix(), "path": run,
-                     "preset": settings.get("preset"), "sr": settings.get("sr")})
+                     "preset": settings.get("preset"), "sr": settings.get("sr"),
+                     "origin": origin})
     return runs

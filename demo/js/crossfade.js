@@ -100,7 +100,7 @@ async function loadStyles() {
     sel.appendChild(simple);
     for (const run of s.runs) {     // neural: only when the server has a WaveNet run
       const group = document.createElement('optgroup');
-      group.label = `WaveNet ${run.id}`;
+      group.label = `WaveNet ${run.id}${run.origin && run.origin !== 'trained here' ? ` (${run.origin})` : ''}`;
       for (const name of s.neural) {
         group.appendChild(new Option(`neural ${styleName(name)}`, `neural|${run.id}|${name}`));
       }
@@ -146,7 +146,7 @@ function renderSettings() {
   $('seconds').disabled = sync;
   $('seconds').max = String(neural ? state.styles.limits.neural_seconds : state.styles.limits.seconds);
   $('settings-hint').textContent = neural
-    ? `The WaveNet decodes the fade of the two songs' encodings (16 kHz mono, at most ${state.styles.limits.neural_seconds} s; slow on a CPU).`
+    ? `The WaveNet decodes the fade of the two songs' encodings (16 kHz mono, at most ${state.styles.limits.neural_seconds} s). It renders as a job on the server, sample by sample: minutes with the full NSynth model on a CPU; the bar shows its progress.`
     : sync ? 'B is time-stretched to A\'s tempo and its first downbeat put on one of A\'s; the overlap is that many of A\'s beats (a short cut when the tempi are more than 8 % apart).'
       : 'Pick two tracks (A fades out, B fades in). The same track twice works too.';
 }
@@ -164,7 +164,7 @@ async function renderTransition() {
     const results = [];
     for (const [k, body] of bodies.entries()) {
       setStatus(`rendering ${styleName(body.style)}${bodies.length > 1 ? ` (${k + 1}/${bodies.length})` : ''}…`);
-      const res = await postJson('/api/crossfade', body);
+      const res = await renderOne(body);
       const buffer = await player.decode(res.audio_url);
       results.push({ res, buffer, label: labelFor(res) });
     }
@@ -185,6 +185,29 @@ async function renderTransition() {
     state.rendering = false;
     renderPicks();
   }
+}
+
+// POST one request; a neural fade answers 202 with its job: poll it, with a progress bar,
+// until the transition is there (or the job failed: its 422 message is thrown).
+async function renderOne(body) {
+  let res = await postJson('/api/crossfade', body);
+  if (res.audio_url) return res;
+  const box = $('render-job');
+  box.hidden = false;
+  try {
+    while (!res.audio_url) {
+      const pct = Math.round(100 * (res.progress || 0));
+      $('render-bar').style.width = `${pct}%`;
+      box.querySelector('.progress').setAttribute('aria-valuenow', String(pct));
+      const eta = res.eta_seconds != null ? `, about ${formatSeconds(res.eta_seconds)} left` : '';
+      $('render-job-text').textContent = `WaveNet ${res.state}${res.stage ? ` (${res.stage})` : ''}: ${pct} %${eta}`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      res = await api(res.status_url);
+    }
+  } finally {
+    box.hidden = true;
+  }
+  return { ...res, cached: false };       // rendered for this request, by its job
 }
 
 function labelFor(res) {
@@ -256,6 +279,7 @@ function renderFacts() {
     ['Trims', `A end ${formatSeconds(s.trims.a.end_cut_s)} · B start ${formatSeconds(s.trims.b.start_cut_s)}`],
     ['Loudness', `B ${formatDb(s.loudness.gain_db, '±')}${s.loudness.lufs_a !== null ? ` (A ${s.loudness.lufs_a.toFixed(1)}, B ${s.loudness.lufs_b.toFixed(1)} LUFS)` : ''}${s.loudness.peak_limited ? ' · peak-limited' : ''}`],
     ['Output', `${formatSeconds(tl.duration_s)} · ${formatKhz(s.sr)} · ${s.channels === 1 ? 'mono' : 'stereo'}${r.res.cached ? ' · cached' : ''}`],
+    ...(s.generation ? [['Decoding', `${Math.round(s.generation.samples_per_s)} samples/s · ${formatSeconds(s.generation.seconds)} (${s.generation.device})`]] : []),
   );
   dl($('facts'), rows);
   const m = r.res.measures;

@@ -158,3 +158,44 @@ def test_beat_sync_upload_and_errors_in_the_status_line(page, server, tmp_path):
     assert "longer than a song" in page.inner_text("#status")
     errors = [e for e in page.errors if "422" not in e]       # the expected 4xx response
     assert errors == [], "\n".join(errors)
+
+
+def test_neural_fade_with_the_imported_nsynth_checkpoint(browser, recording_page, sample_set,
+                                                         tmp_path, make_app, serve, request,
+                                                         artifacts):
+    """NSynth's checkpoint (the tiny Magenta-format fixture, imported as a user imports the
+    real one) is offered on the page; its fade renders as a job with a progress bar, then
+    plays like any other transition."""
+    from deepaudio.networks.nsynth import import_nsynth
+
+    models = tmp_path / "models"
+    import_nsynth(request.config.rootpath / "tests" / "fixtures" / "nsynth_tiny",
+                  models / "nsynth")
+    app = make_app(tmp_path / "data", sample_set, models)
+    with serve(app) as url, recording_page(browser, viewport={"width": 1280,
+                                                               "height": 820}) as page:
+        page.goto(f"{url}/crossfade.html")
+        page.wait_for_selector("#track-list li")
+        option = page.locator("#style option[value='neural|nsynth|linear']")
+        option.wait_for(state="attached")
+        label = page.eval_on_selector("#style optgroup[label^='WaveNet']", "g => g.label")
+        assert label == "WaveNet nsynth (NSynth checkpoint)"
+        page.locator("#track-list li").nth(1).click()
+        page.locator("#track-list li").nth(4).locator(".xfade-pick-b").click()
+        page.select_option("#style", "neural|nsynth|linear")
+        page.fill("#seconds", "0.3")
+        page.fill("#context", "1")
+        with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
+                                  and r.request.method == "POST") as first:
+            page.click("#render")
+        assert first.value.status == 202                  # a job, not a render in the request
+        page.wait_for_function("() => window.__crossfade.snapshot().results.length === 1",
+                               timeout=120000)
+        s = snap(page)
+        assert s["sidecar"]["mode"] == "neural" and s["sidecar"]["run"] == "nsynth"
+        assert s["sidecar"]["generation"]["samples_per_s"] > 0
+        assert s["duration"] == pytest.approx(2 + 9 * 512 / 16000, abs=0.05)
+        assert page.is_hidden("#render-job")                  # the progress bar is gone
+        assert wave_pixels(page).std() > 10
+        page.screenshot(path=str(artifacts / "crossfade-nsynth.png"))
+        assert page.errors == [], "\n".join(page.errors)

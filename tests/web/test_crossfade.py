@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -217,6 +218,17 @@ def test_long_overlaps_are_measured_on_request(app, client, ids, monkeypatch):
     assert again["cached"] and again["measures"] == measured["measures"]
 
 
+def _wait_for_render(client, res, timeout: float = 120.0):
+    """Poll a neural render's job until it is done (or failed): the final response."""
+    deadline = time.monotonic() + timeout
+    while res.status_code == 202:
+        assert res.json["state"] in ("queued", "running") and 0 <= res.json["progress"] <= 1
+        assert time.monotonic() < deadline, f"the render job did not finish: {res.json}"
+        time.sleep(0.05)
+        res = client.get(res.json["status_url"])
+    return res
+
+
 def test_neural_with_a_wavenet_run(sample_set, tmp_path, ids, make_app):
     import torch
 
@@ -225,24 +237,73 @@ def test_neural_with_a_wavenet_run(sample_set, tmp_path, ids, make_app):
             "skip_channels": 8, "dilation_cycle": 3, "bottleneck": 4}
     models = tmp_path / "models"
     save_weights(WaveNetAutoencoder(make_config("small", tiny)), models / "wn" / "tiny")
+    save_weights(WaveNetAutoencoder(make_config("small", tiny)), models / "wn" / "broken")
+    (models / "wn" / "broken" / "last.pt").write_bytes(b"not a checkpoint")
     app = make_app(tmp_path / "data", sample_set, models)
     try:
         client = app.test_client()
         s = client.get("/api/crossfade/styles").json
-        assert [r["id"] for r in s["runs"]] == ["wn/tiny"] and s["neural"] == list(NEURAL_RAMPS)
-        r = post(client, track_a=ids[0], track_b=ids[1], run="wn/tiny", style="hann",
-                 seconds=0.1, context=0.5)
+        assert [r["id"] for r in s["runs"]] == ["wn/broken", "wn/tiny"]
+        assert s["neural"] == list(NEURAL_RAMPS)
+        body = {"track_a": ids[0], "track_b": ids[1], "run": "wn/tiny", "style": "hann",
+                "seconds": 0.1, "context": 0.5}
+        r = post(client, **body)
+        # a neural fade is a job: 202 at once, then the page polls the id
+        assert r.status_code == 202, r.json
+        assert r.json["status_url"] == f"/api/crossfade/{r.json['id']}"
+        r = _wait_for_render(client, r)
         assert r.status_code == 200, r.json
         side = r.json["sidecar"]
         assert side["mode"] == "neural" and side["sr"] == SR and side["channels"] == 1
         assert side["curves"]["span"] == "overlap" and side["curves"]["applied_to"] == "encodings"
+        assert side["generation"]["samples_per_s"] > 0
         tl = side["timeline"]
         assert tl["overlap_end_s"] - tl["overlap_start_s"] == pytest.approx(3 * HOP / SR)
         x, sr = sf.read(io.BytesIO(client.get(r.json["audio_url"]).data))
         assert sr == SR and len(x) / sr == pytest.approx(r.json["duration"], abs=0.01)
+        again = post(client, **body)                         # rendered once: from the cache
+        assert again.status_code == 200 and again.json["cached"]
+        # an id that was never rendered nor queued is unknown
+        assert client.get("/api/crossfade/" + "0" * 64).status_code == 404
         bad = post(client, track_a=ids[0], track_b=ids[1], run="wn/tiny", style="linear",
                    seconds=5)
         assert bad.status_code == 400 and "'seconds'" in bad.json["error"]
+        # a run whose weights cannot be read: the job fails with a message, no server path
+        failed = _wait_for_render(client, post(client, **{**body, "run": "wn/broken"}))
+        assert failed.status_code == 422 and "failed" in failed.json["error"]
+        assert str(models) not in failed.json["error"]
+        # requesting it again queues it again (and it fails again)
+        retry = post(client, **{**body, "run": "wn/broken"})
+        assert retry.status_code == 202
+        assert _wait_for_render(client, retry).status_code == 422
+    finally:
+        shutdown(app)
+
+
+def test_neural_jobs_are_limited_per_user(sample_set, tmp_path, ids, make_app):
+    import torch
+
+    torch.manual_seed(0)
+    tiny = {"enc_layers": 2, "enc_channels": 4, "dec_layers": 2, "residual_channels": 4,
+            "skip_channels": 4, "dilation_cycle": 2, "bottleneck": 4}
+    models = tmp_path / "models"
+    save_weights(WaveNetAutoencoder(make_config("small", tiny)), models / "wn")
+    app = make_app(tmp_path / "data", sample_set, models, max_jobs_per_user=2)
+    queued = []
+    app.extensions["crossfade_enqueue"] = lambda payload, priority=0: queued.append(payload)
+    try:
+        client = app.test_client()
+        body = {"track_a": ids[0], "track_b": ids[1], "run": "wn", "seconds": 0.1}
+        first = post(client, **body, style="linear")
+        assert first.status_code == 202 and first.json["state"] == "queued"
+        assert post(client, **body, style="linear").json["id"] == first.json["id"]  # joins
+        assert post(client, **body, style="hann").status_code == 202
+        third = post(client, **body, style="equal_power")
+        assert third.status_code == 429 and third.headers["Retry-After"]
+        assert "2 neural crossfades queued or running" in third.json["error"]
+        assert len(queued) == 2 and {q["request"]["style"] for q in queued} == {"linear", "hann"}
+        other = app.test_client()                         # another user has a limit of their own
+        assert post(other, **body, style="equal_power").status_code == 202
     finally:
         shutdown(app)
 
