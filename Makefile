@@ -82,4 +82,5 @@ bench: models
 	$(PY) bench/memory.py
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
+	$(PY) bench/nsynth.py
 	$(PY) bench/tempo.py
