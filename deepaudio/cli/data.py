@@ -1,6 +1,7 @@
 """``python data_processor.py``: the FMA-format sample set, processed datasets, shards.
 
     python data_processor.py sample --out datasets/fma --tracks-per-genre 10 [--stems]
+    python data_processor.py fetch --subset metadata|small|medium|large|full --to datasets/fma
     python data_processor.py process -c datasets/processed/samples/mfcc_ae.json [--workers 2]
     python data_processor.py process -c CONFIG --shard 0/4     # on a cluster, one per array task
     python data_processor.py merge -c CONFIG                   # after every shard has finished
@@ -15,8 +16,10 @@ import os
 
 from deepaudio.core.config import load_config
 from deepaudio.core.datasets import dataset_summary
+from deepaudio.core.download import OFFLINE_ENV
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.data.config import DatasetConfig
+from deepaudio.data.fetch import FMA_URL, SUBSETS, URL_ENV, fetch_fma
 from deepaudio.data.process import merge_shards, process_dataset
 from deepaudio.data.samples import write_sample_set
 
@@ -33,6 +36,16 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     s.add_argument("--overwrite", action="store_true")
+    f = sub.add_parser("fetch", help="download FMA's archives (resumable, SHA-1 checked) and "
+                       "unpack them into the layout process reads")
+    f.add_argument("--subset", choices=SUBSETS, required=True,
+                   help="an audio subset also brings fma_metadata, which process needs")
+    f.add_argument("--to", default="datasets/fma", help="folder (default datasets/fma)")
+    f.add_argument("--url", default=None, help=f"a mirror (default {FMA_URL}, or ${URL_ENV})")
+    f.add_argument("--offline", action="store_true", default=None,
+                   help=f"never connect (also ${OFFLINE_ENV}=1)")
+    f.add_argument("--keep-archives", action="store_true",
+                   help="keep the .zip files after unpacking them")
     pr = sub.add_parser("process", help="segment a dataset into HDF5")
     pr.add_argument("-c", "--config", required=True)
     pr.add_argument("--overwrite", action="store_true", help="discard stored data and config")
@@ -53,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                                 seconds=args.seconds, stems=args.stems, seed=args.seed,
                                 workers=args.workers, overwrite=args.overwrite)
         print(json.dumps(info))
+    elif args.command == "fetch":
+        rep = fetch_fma(args.subset, args.to, url=args.url, offline=args.offline,
+                        keep_archives=args.keep_archives)
+        print(json.dumps(rep))
     elif args.command == "process":
         cfg = load_config(DatasetConfig, args.config)
         report = process_dataset(cfg, workers=args.workers, overwrite=args.overwrite,

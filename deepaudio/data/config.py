@@ -25,6 +25,7 @@ class DatasetConfig:
     num_tracks: int | None = None          # null: every selected track
     seed: int = 0                          # shuffle + segment sampling; recorded in the file
     stratify: bool = True                  # every partition gets the genres in proportion
+    split: tp.Literal["random", "fma"] = "random"  # fma: FMA's own training/validation/test
     sr: int = 44100
     do_re_sample: bool = True              # false: skip tracks at another rate (as the original)
     cv_split: float = 0.1
@@ -60,6 +61,9 @@ class DatasetConfig:
                 raise ConfigError(f"key {key!r} must be in [0, 1), got {getattr(self, key)}")
         if self.cv_split + self.test_split >= 1:
             raise ConfigError("cv_split + test_split must leave tracks for training")
+        if self.split == "fma" and self.fma_meta_dir is None:
+            raise ConfigError("key 'split' can be 'fma' only with FMA metadata (fma_meta_dir); "
+                              "a plain folder has no official split")
         if self.num_mfcc > self.n_mels:
             raise ConfigError(f"key 'num_mfcc' ({self.num_mfcc}) cannot exceed n_mels")
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -101,6 +105,7 @@ class Catalog:
     labels: np.ndarray         # int32 genre index, NO_LABEL when unknown
     genres: list[str]          # label index -> genre name
     skipped: list[dict]        # tracks excluded by metadata, with reasons
+    splits: np.ndarray | None = None   # FMA's ('set', 'split') per track, when it has one
 
 
 def is_train(part: str) -> bool:

@@ -69,8 +69,18 @@ def build_catalog(cfg: DatasetConfig) -> Catalog:
     ids = tracks.index.to_numpy(np.int64)
     order = np.argsort(ids)
     labels = genre.map({g: i for i, g in enumerate(genres)}).to_numpy(np.int32)
+    splits = None
+    if cfg.split == "fma":
+        column = ("set", "split")
+        if column not in tracks.columns:
+            raise ConfigError("key 'split' is 'fma' but tracks.csv has no ('set', 'split') "
+                              "column")
+        splits = tracks[column].astype(str).to_numpy()[order]
+        unknown = sorted(set(splits) - {"training", "validation", "test"})
+        if unknown:
+            raise ConfigError(f"tracks.csv: unknown ('set', 'split') values {unknown}")
     return Catalog(ids[order], [str(fma_audio_path(cfg.fma_audio_dir, t)) for t in ids[order]],
-                   labels[order], genres, skipped)
+                   labels[order], genres, skipped, splits)
 
 
 def partition_names(cfg: DatasetConfig) -> list[str]:
@@ -79,8 +89,15 @@ def partition_names(cfg: DatasetConfig) -> list[str]:
 
 
 def partition_tracks(ids: np.ndarray, cfg: DatasetConfig,
-                     labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     labels: np.ndarray | None = None,
+                     splits: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Seeded shuffle, cut to num_tracks, then cv / test / k train partitions (in that order).
+
+    With ``split: fma`` (and ``splits``, FMA's ``('set', 'split')`` of each track) the cut is
+    FMA's own: validation tracks are the cv partition, test tracks the test partition, the
+    rest the train partitions (``cv_split``/``test_split`` unused). FMA keeps each artist in
+    one of them, so test accuracy compares with the FMA paper's baselines; a random split puts
+    an artist's songs on both sides and reads higher.
 
     The last train partition takes the remainder, as in deep-audioviz-experiments. With ``stratify``
     and labels, the shuffled order interleaves the genres (the n-th track of every genre before the
@@ -99,15 +116,23 @@ def partition_tracks(ids: np.ndarray, cfg: DatasetConfig,
             rank[lab == value] = np.arange((lab == value).sum())
         ids = ids[np.argsort(rank, kind="stable")]
     ids = ids[:cfg.num_tracks]
-    n_cv = int(round(cfg.cv_split * len(ids)))
-    n_test = int(round(cfg.test_split * len(ids)))
-    train = ids[n_cv + n_test:]
+    if cfg.split == "fma" and splits is not None:
+        kind = np.asarray(splits)[order][perm]
+        if cfg.stratify and labels is not None and (np.asarray(labels) != NO_LABEL).any():
+            kind = kind[np.argsort(rank, kind="stable")]
+        kind = kind[:cfg.num_tracks]
+        cv, test = ids[kind == "validation"], ids[kind == "test"]
+        train = ids[kind == "training"]
+    else:
+        n_cv = int(round(cfg.cv_split * len(ids)))
+        n_test = int(round(cfg.test_split * len(ids)))
+        cv, test, train = ids[:n_cv], ids[n_cv:n_cv + n_test], ids[n_cv + n_test:]
     k = cfg.num_train_partitions
     if len(train) < k:
         raise ConfigError(f"only {len(train)} training tracks for {k} train partitions; "
                           "lower num_train_partitions or add tracks")
     per = len(train) // k
-    parts = {"partition_cv": ids[:n_cv], "partition_test": ids[n_cv:n_cv + n_test]}
+    parts = {"partition_cv": cv, "partition_test": test}
     for i in range(k):
         parts[f"partition_train_{i}"] = train[i * per:(i + 1) * per if i < k - 1 else None]
     return parts
@@ -199,8 +224,10 @@ def _comparable(config: dict) -> dict:
 
     Files made before ``scaler_axis`` existed were scaled per position; for 1-D segments
     (spectrum, frames) ``feature`` is ``position``, and without a scaler the axis is moot.
+    Files made before ``split`` existed were split at random.
     """
     out = dict(config)
+    out.setdefault("split", "random")
     axis = out.get("scaler_axis", "position")
     if out.get("scaler") == "none" or (axis == "feature" and out.get("mode") != "mfcc"):
         axis = "position"
@@ -247,7 +274,7 @@ def process_dataset(cfg: DatasetConfig, *, workers: int = 1, overwrite: bool = F
     if out.is_file():
         return {"name": cfg.name, "complete": True, "output": str(out), "already_done": True}
     catalog = build_catalog(cfg)
-    parts = partition_tracks(catalog.ids, cfg, catalog.labels)
+    parts = partition_tracks(catalog.ids, cfg, catalog.labels, catalog.splits)
     if shard_ix is not None:  # every N-th track of the global order belongs to shard I
         i, n = shard_ix
         order = np.concatenate(list(parts.values()))
@@ -312,7 +339,7 @@ def merge_shards(cfg: DatasetConfig) -> dict:
     if cfg.h5_path.is_file():
         raise ToolkitError(f"{cfg.h5_path} exists already; delete it to merge again")
     catalog = build_catalog(cfg)
-    parts = partition_tracks(catalog.ids, cfg, catalog.labels)
+    parts = partition_tracks(catalog.ids, cfg, catalog.labels, catalog.splits)
     source = ShardSource([cfg.shard_path(i, n) for i in range(n)])
     try:
         counts_by_part = write_dataset(cfg.h5_path, cfg, catalog, parts, source,

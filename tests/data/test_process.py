@@ -370,6 +370,11 @@ def test_sample_configs_in_repo_are_valid():
     assert {c.stem for c in configs} >= {"mfcc_ae", "mfcc_classifier", "spectrum", "frames"}
     modes = {load_config(DatasetConfig, c).mode for c in configs}
     assert modes == {"mfcc", "spectrum", "frames"}
+    real = sorted((ROOT / "datasets/processed/fma").glob("*.json"))     # the real-FMA recipe
+    assert {c.stem for c in real} == {"mfcc_classifier_small", "mfcc_classifier_medium"}
+    for c in real:
+        cfg = load_config(DatasetConfig, c)
+        assert cfg.split == "fma" and cfg.fma_audio_dir.endswith(f"fma_{cfg.fma_type}")
 
 
 def test_stratified_partitions_hold_every_genre():
@@ -386,3 +391,41 @@ def test_stratified_partitions_hold_every_genre():
     plain = load_config(DatasetConfig, {"name": "p", "seed": 3, "stratify": False})
     unstrat = partition_tracks(ids, plain, labels)
     assert not np.array_equal(unstrat["partition_cv"], parts["partition_cv"])
+
+
+def test_fma_split_uses_the_official_training_validation_test(sample_copy, tmp_path, cfg_of):
+    """``split: fma``: the cv and test partitions are FMA's validation and test tracks (one
+    artist on one side only, as the FMA paper's baselines were measured), whatever the seed."""
+    csv = sample_copy / "fma_metadata" / "tracks.csv"
+    ids = load_fma_tracks(sample_copy / "fma_metadata").index.to_numpy(np.int64)
+    chosen = {"test": set(ids[[1, 6, 11, 17]].tolist()),
+              "validation": set(ids[[3, 9, 20]].tolist())}
+    lines = csv.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        head = line.split(",", 1)[0]
+        for kind, which in chosen.items():
+            if head.isdigit() and int(head) in which:
+                assert line.count(",training,") == 1
+                lines[i] = line.replace(",training,", f",{kind},")
+    csv.write_text("".join(lines))
+    official = load_fma_tracks(sample_copy / "fma_metadata")[("set", "split")]
+    assert set(official.index[official == "test"]) == chosen["test"]
+
+    labels = np.zeros(len(ids), np.int32)
+    cfg = load_config(DatasetConfig, {"name": "p", "seed": 3, "split": "fma"})
+    parts = partition_tracks(official.index.to_numpy(), cfg, labels, official.to_numpy())
+    assert set(parts["partition_test"]) == chosen["test"]
+    assert set(parts["partition_cv"]) == chosen["validation"]
+    train = np.concatenate([v for k, v in parts.items() if is_train(k)])
+    assert set(train) == set(ids) - chosen["test"] - chosen["validation"]
+    other = partition_tracks(official.index.to_numpy()[::-1], load_config(DatasetConfig, {
+        "name": "p", "seed": 9, "split": "fma"}), labels, official.to_numpy()[::-1])
+    assert set(other["partition_test"]) == chosen["test"]
+    # through process: the test partition's tracks are FMA's test tracks
+    c = cfg_of(sample_copy, tmp_path, split="fma", num_train_partitions=1)
+    process_dataset(c, workers=1)
+    with h5py.File(c.h5_path, "r") as f:
+        assert {int(t) for t in f["partition_test"]["track_indices"][:]} == chosen["test"]
+        assert {int(t) for t in f["partition_cv"]["track_indices"][:]} == chosen["validation"]
+    with pytest.raises(ConfigError, match="'split'"):
+        load_config(DatasetConfig, {"name": "p", "split": "fma", "fma_meta_dir": None})
