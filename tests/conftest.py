@@ -390,3 +390,53 @@ def file_host():
     host = FileHost()
     yield host
     host.stop()
+
+
+def _pyav_encode(path: Path, audio: np.ndarray, sr: int, codec: str, *,
+                 container: str | None = None, bitrate: int = 192_000, video: bool = False,
+                 audio_track: bool = True) -> Path:
+    """Write (C, N) float32 ``audio`` with FFmpeg's encoder ``codec`` into ``container`` (by
+    default from the extension), optionally beside a small MPEG-4 video track, or a video
+    alone (``audio_track=False``): the files a music library holds, made here."""
+    import fractions
+
+    import av
+    out = av.open(str(path), "w", format=container)
+    try:
+        vs = None
+        if video:
+            vs = out.add_stream("mpeg4", rate=10)
+            vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        if audio_track:
+            st = out.add_stream(codec, rate=sr)
+            st.layout = "mono" if audio.shape[0] == 1 else "stereo"
+            st.bit_rate = bitrate
+            res = av.AudioResampler(format=st.format.name, layout=st.layout.name, rate=sr)
+            frames = []
+            for i in range(0, audio.shape[1], 4096):
+                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + 4096],
+                                                                     np.float32),
+                                                format="fltp", layout=st.layout.name)
+                fr.sample_rate, fr.pts, fr.time_base = sr, i, fractions.Fraction(1, sr)
+                frames += res.resample(fr)
+            frames += res.resample(None)
+            for fr in [*frames, None]:
+                for pkt in st.encode(fr):
+                    out.mux(pkt)
+        if vs is not None:
+            for k in range(max(1, int(audio.shape[1] / sr * 10))):
+                img = np.full((48, 64, 3), k * 20 % 255, np.uint8)
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in vs.encode(None):
+                out.mux(pkt)
+    finally:
+        out.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pyav_encode():
+    """``pyav_encode(path, audio, sr, codec, container=None, bitrate=192000, video=False,
+    audio_track=True)``: an M4A, WebM, WMA, MP4 video... file made with PyAV's encoders."""
+    return _pyav_encode

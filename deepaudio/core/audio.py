@@ -1,9 +1,12 @@
 """Audio I/O in one place: decode, downmix/upmix, resample, save.
 
 Arrays are float32 shaped ``(channels, samples)`` and travel with their sample rate. Decoding
-is libsndfile through soundfile (WAV, FLAC, OGG/Vorbis, MP3 via mpg123/LAME; no ffmpeg), and
-resampling is soxr's high-quality mode (the same engine librosa uses by default). Anything a
-user can get wrong, a missing, empty, corrupt or non-audio file, raises :class:`AudioError`
+is libsndfile through soundfile (WAV, FLAC, AIFF, OGG/Vorbis/Opus, MP3 via mpg123/LAME) and,
+for everything else a music library holds, FFmpeg through PyAV (AAC and ALAC in M4A/MP4,
+WebM/Matroska, WMA, raw AAC, the audio track of MP4/MKV/MOV videos; :mod:`._pyav`): a file
+libsndfile cannot open goes to FFmpeg, by content, whatever its name. Resampling is soxr's
+high-quality mode (the same engine librosa uses by default). Anything a user can get wrong, a
+missing, empty, corrupt or non-audio file, a video without sound, raises :class:`AudioError`
 naming the file and the reason.
 """
 
@@ -19,10 +22,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from deepaudio.core import _pyav
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import file_mode
 
-AUDIO_EXTENSIONS = (".mp3", ".ogg", ".flac", ".wav")
+# what find_audio_files picks up in a folder (decoding itself goes by content, not by name)
+AUDIO_EXTENSIONS = (".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a",
+                    ".m4b", ".mp4", ".aac", ".webm", ".mka", ".mkv", ".mov", ".wma")
 _SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "OGG"}
 _SUBTYPES = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}
 
@@ -47,13 +53,40 @@ def _open_error(path: Path, exc: Exception) -> AudioError:
     return AudioError(path, f"not a readable audio file ({detail})")
 
 
-def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its headers without decoding it."""
+    samplerate: int
+    channels: int               # as decoded: FFmpeg downmixes more than 2 to stereo
+    frames: int                 # the header's count (FFmpeg: the container's duration
+    #                             estimate, 0 when it gives none)
+    format: str                 # libsndfile's format name, or FFmpeg's container name
+    backend: str                # "libsndfile" or "ffmpeg"
+    codec: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate if self.samplerate else 0.0
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Sample rate, channels and frame count without decoding; AudioError if unreadable."""
     path = Path(path)
     try:
-        return sf.info(str(path))
+        i = sf.info(str(path))
+        return AudioInfo(int(i.samplerate), int(i.channels), int(i.frames), i.format,
+                         "libsndfile", i.subtype)
     except Exception as e:  # libsndfile reports missing, empty and corrupt files alike
-        raise _open_error(path, e) from None
+        first = e
+    if path.is_file() and path.stat().st_size > 0:
+        try:
+            d = _pyav.info(path)
+            return AudioInfo(d["samplerate"], d["channels"], d["frames"], d["format"],
+                             "ffmpeg", d["codec"])
+        except _pyav.PyAVError as e:
+            if str(e).startswith("no audio track"):
+                raise AudioError(path, f"contains {e} (a video without sound?)") from None
+    raise _open_error(path, first) from None
 
 
 @dataclasses.dataclass
@@ -88,27 +121,15 @@ def scan_audio(path: str | os.PathLike, *, max_seconds: float | None = None,
                                f"{max_seconds / 60:g} min")
     frames = 0
     limit = None if max_seconds is None else int(max_seconds * sr) + sr
-    try:
-        with sf.SoundFile(str(path)) as f:
-            while block := len(data := f.read(max(1, int(block_seconds * sr)),
-                                                dtype="float32", always_2d=True)):
-                if not np.isfinite(data).all():
-                    raise AudioError(path, f"decoded samples contain NaN or infinity near "
-                                           f"{frames / sr:.1f} s")
-                frames += block
-                if limit is not None and frames > limit:
-                    raise AudioError(path, f"it decodes to more than {limit / sr / 60:.1f} min, "
-                                           "past the limit")
-    except AudioError:
-        raise
-    except Exception as e:      # a decoder error part-way: a corrupt file
-        raise AudioError(path, f"decoding fails after {frames / sr:.1f} s "
-                               f"({str(e).split(': ', 1)[-1].strip() or type(e).__name__})") \
-            from None
+    for data in _file_blocks(path, max(1, int(block_seconds * sr)), info=info):
+        frames += data.shape[1]
+        if limit is not None and frames > limit:
+            raise AudioError(path, f"it decodes to more than {limit / sr / 60:.1f} min, "
+                                   "past the limit")
     if frames == 0:
         raise AudioError(path, "contains no audio samples")
     missing = info.frames - frames
-    if missing > sr and missing > 0.02 * info.frames:
+    if info.frames and missing > sr and missing > 0.02 * info.frames:
         raise AudioError(path, f"the file is truncated: its header promises "
                                f"{info.frames / sr:.1f} s but only {frames / sr:.1f} s decode")
     return AudioScan(sr, int(info.channels), int(info.frames), frames)
@@ -147,15 +168,22 @@ def load_audio(path: str | os.PathLike, *, sr: int | None = None, mono: bool = T
     """
     path = Path(path)
     info = audio_info(path)
-    if info.frames == 0 or info.samplerate <= 0:
+    if (info.frames == 0 and info.backend == "libsndfile") or info.samplerate <= 0:
         raise AudioError(path, "contains no audio samples")
     start = int(round(offset * info.samplerate))
     frames = -1 if duration is None else int(round(duration * info.samplerate))
-    try:
-        data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32",
-                                always_2d=True)
-    except Exception as e:
-        raise _open_error(path, e) from None
+    file_sr = info.samplerate
+    if info.backend == "ffmpeg":
+        stop = None if frames < 0 else start + frames
+        parts = list(_file_blocks(path, 30 * file_sr, info=info, start=start, stop=stop))
+        data = (np.concatenate(parts, axis=1) if parts
+                else np.zeros((info.channels, 0), np.float32)).T
+    else:
+        try:
+            data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32",
+                                    always_2d=True)
+        except Exception as e:
+            raise _open_error(path, e) from None
     if data.shape[0] == 0:
         raise AudioError(path, "contains no audio samples" if start == 0
                          else f"offset {offset:.3f} s is past the end of the file")
@@ -253,12 +281,8 @@ def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray],
 def read_blocks(path: str | os.PathLike, *, frames: int = 30 * 44100,
                 scale: float = 1.0) -> tp.Iterator[np.ndarray]:
     """Yield a file's audio as float32 (C, n) blocks."""
-    with sf.SoundFile(str(path)) as f:
-        while True:
-            data = f.read(frames, dtype="float32", always_2d=True)
-            if not len(data):
-                return
-            yield np.ascontiguousarray(data.T) * np.float32(scale)
+    for block in _file_blocks(Path(path), frames):
+        yield block * np.float32(scale)
 
 
 def stream_audio(source: str | os.PathLike | tuple[np.ndarray, int], sr: int, *,
@@ -279,8 +303,9 @@ def stream_audio(source: str | os.PathLike | tuple[np.ndarray, int], sr: int, *,
         name: Path | str = "<array>"
     else:
         name = Path(source)
-        rate = audio_info(name).samplerate
-        blocks = _file_blocks(name, max(1, int(block_seconds * rate)))
+        info = audio_info(name)
+        rate = info.samplerate
+        blocks = _file_blocks(name, max(1, int(block_seconds * rate)), info=info)
     rate = int(rate)
     stream = None if rate == sr else soxr.ResampleStream(rate, sr, channels, dtype="float32",
                                                          quality="HQ")
@@ -302,23 +327,47 @@ def stream_audio(source: str | os.PathLike | tuple[np.ndarray, int], sr: int, *,
             yield np.ascontiguousarray(out.T)
 
 
-def _file_blocks(path: Path, frames: int) -> tp.Iterator[np.ndarray]:
+def _file_blocks(path: Path, frames: int, *, info: AudioInfo | None = None, start: int = 0,
+                 stop: int | None = None) -> tp.Iterator[np.ndarray]:
+    """A file's audio (samples ``[start, stop)``) as float32 ``(C, <= frames)`` blocks, from
+    whichever backend opens it; NaN, infinity or a decoder error part-way raise AudioError."""
+    info = info or audio_info(path)
     done = 0
     try:
-        with sf.SoundFile(str(path)) as f:
-            while len(data := f.read(frames, dtype="float32", always_2d=True)):
-                if not np.isfinite(data).all():
-                    raise AudioError(path, "decoded samples contain NaN or infinity")
-                done += len(data)
-                yield np.ascontiguousarray(data.T)
+        if info.backend == "ffmpeg":
+            source: tp.Iterator[np.ndarray] = _pyav.blocks(path, frames, start=start, stop=stop)
+        else:
+            source = _sndfile_blocks(path, frames, start, stop)
+        for data in source:
+            if not np.isfinite(data).all():
+                raise AudioError(path, f"decoded samples contain NaN or infinity near "
+                                       f"{(start + done) / info.samplerate:.1f} s")
+            done += data.shape[1]
+            yield data
     except AudioError:
         raise
     except Exception as e:      # a decoder error part-way: a corrupt file
-        if done == 0:
+        if done == 0 and not isinstance(e, _pyav.PyAVError):
             raise _open_error(path, e) from None
-        raise AudioError(path, f"decoding fails after {done} samples "
+        raise AudioError(path, f"decoding fails after {done / info.samplerate:.1f} s "
                                f"({str(e).split(': ', 1)[-1].strip() or type(e).__name__})") \
             from None
+
+
+def _sndfile_blocks(path: Path, frames: int, start: int, stop: int | None
+                    ) -> tp.Iterator[np.ndarray]:
+    with sf.SoundFile(str(path)) as f:
+        if start:
+            f.seek(start)
+        left = None if stop is None else stop - start
+        while left is None or left > 0:
+            n = frames if left is None else min(frames, left)
+            data = f.read(n, dtype="float32", always_2d=True)
+            if not len(data):
+                return
+            if left is not None:
+                left -= len(data)
+            yield np.ascontiguousarray(data.T)
 
 
 DECODE_BLOCK_SECONDS = 20.0

@@ -16,7 +16,10 @@ from deepaudio.web.uploads import remove_upload, save_upload
 bp = Blueprint("tracks", __name__)
 bp.before_request(identify)
 
-AUDIO_MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
+AUDIO_MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
+              "aiff": "audio/aiff", "m4a": "audio/mp4", "mp4": "video/mp4",
+              "webm": "audio/webm", "mkv": "video/x-matroska", "wma": "audio/x-ms-wma",
+              "aac": "audio/aac"}
 
 
 @bp.get("/health")

@@ -23,20 +23,36 @@ from deepaudio.web.catalog import (
 from deepaudio.web.db import TRACK_CACHES, db
 from deepaudio.web.http import ApiError, data_dir, ensure_user, setting, user_id
 
-UPLOAD_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}
+UPLOAD_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3", "aiff": "AIFF",
+                  "m4a": "M4A", "mp4": "MP4", "webm": "WebM", "mkv": "Matroska",
+                  "wma": "WMA", "aac": "AAC"}
+SNIFF_BYTES = 64
+ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 
 def sniff_audio(head: bytes) -> str | None:
-    """The container from the first bytes (never from the name): wav, flac, ogg or mp3."""
+    """The container from the first bytes (never from the name): one of ``UPLOAD_FORMATS``
+    (M4A/MP4/MOV by their ``ftyp`` box, WebM/Matroska by EBML, WMA by the ASF header, raw AAC
+    by its ADTS sync word)."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "wav"
     if head[:4] == b"fLaC":
         return "flac"
     if head[:4] == b"OggS":
         return "ogg"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[4:8] == b"ftyp":
+        return "m4a" if head[8:11] in (b"M4A", b"M4B", b"M4P") else "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm" if b"webm" in head else "mkv"
+    if head[:16] == ASF_GUID:
+        return "wma"
     if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
                               and head[1] & 0x06 != 0):   # MPEG frame sync with a valid layer
         return "mp3"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:     # ADTS, layer 0
+        return "aac"
     return None
 
 
@@ -44,7 +60,8 @@ def save_upload(file_storage) -> dict:
     """Validate an uploaded song and store it under its content hash.
 
     Checks, in order: a file was sent, its size is within ``MAX_UPLOAD_BYTES`` (413), its
-    first bytes are WAV/FLAC/OGG/MP3 (400, the name's extension is not trusted), its header's
+    first bytes are one of ``UPLOAD_FORMATS`` (400, the name's extension is not trusted; a
+    video's audio track is used, a video without one is refused), its header's
     duration is within ``MAX_DURATION_SECONDS`` (413, before decoding), and the whole file
     decodes, block by block, to at least 10 ms of finite audio, within the duration cap and as
     long as its header says (400: corrupt or truncated files are refused). The file is streamed to a
@@ -68,15 +85,16 @@ def save_upload(file_storage) -> dict:
                 size += len(block)
                 if size > limit:
                     raise ApiError(413, f"file too large: the limit is {limit / 2**20:.0f} MiB")
-                if len(head) < 16:
-                    head = (head + block)[:16]
+                if len(head) < SNIFF_BYTES:
+                    head = (head + block)[:SNIFF_BYTES]
                 h.update(block)
                 out.write(block)
         if size == 0:
             raise ApiError(400, "the uploaded file is empty")
         fmt = sniff_audio(head)
         if fmt is None:
-            raise ApiError(400, "not an audio file: expected WAV, FLAC, OGG or MP3 content")
+            raise ApiError(400, "not an audio file: expected WAV, FLAC, OGG, MP3, AIFF, "
+                                "M4A/MP4, WebM/Matroska, WMA or AAC content")
         cap = float(setting("MAX_DURATION_SECONDS", 20 * 60))
         try:
             scan = scan_audio(tmp, max_seconds=cap)     # the whole file decodes, within the cap

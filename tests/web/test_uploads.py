@@ -39,6 +39,30 @@ def test_upload_formats_are_sniffed(client, fmt, subtype, ext, upload, wav_bytes
     assert r.json["format"] == ext
 
 
+@pytest.mark.parametrize("name, codec, container, fmt", [
+    ("song.m4a", "aac", "ipod", "m4a"), ("song.webm", "libopus", "webm", "webm"),
+    ("song.wma", "wmav2", "asf", "wma"), ("clip.mp4", "aac", "mp4", "mp4")])
+def test_library_formats_upload(client, tmp_path, pyav_encode, upload, name, codec, container,
+                                fmt):
+    """M4A, WebM, WMA and a video's audio track: sniffed by content, decoded by FFmpeg."""
+    rate = 48000 if codec == "libopus" else 44100
+    t = np.arange(int(1.5 * rate)) / rate
+    audio = np.stack([0.3 * np.sin(2 * np.pi * (300 + len(name)) * t)] * 2).astype(np.float32)
+    path = pyav_encode(tmp_path / name, audio, rate, codec, container=container,
+                       video=name.endswith(".mp4"))
+    r = upload(client, path.read_bytes(), "no_extension")
+    assert r.status_code == 201, r.json
+    assert r.json["format"] == fmt and r.json["duration"] == pytest.approx(1.5, abs=0.05)
+    assert r.json["sample_rate"] == rate
+
+
+def test_a_video_without_sound_is_refused(client, tmp_path, pyav_encode, upload):
+    path = pyav_encode(tmp_path / "silent.mp4", np.zeros((2, 44100), np.float32), 44100,
+                       "aac", video=True, audio_track=False)
+    r = upload(client, path.read_bytes(), "silent.mp4")
+    assert r.status_code == 400 and "no audio track" in r.json["error"]
+
+
 def test_bad_uploads_are_rejected_and_leave_nothing(app, client, path_of, upload, wav_bytes):
     uploads = path_of(app, upload(client, wav_bytes(0.5, freq=220.0)).json["id"]).parent
     before = sorted(uploads.iterdir())
@@ -223,3 +247,37 @@ def test_the_duration_cap_is_configurable(sample_set, playground_models, tmp_pat
     assert upload(client, wav_bytes(2.0), "short.wav").status_code == 201
     r = upload(client, wav_bytes(4.0), "long.wav")
     assert r.status_code == 413 and "the limit is 0.05 min" in r.json["error"]
+
+
+def test_an_m4a_and_a_webm_upload_go_through_every_pipeline(app, tmp_path, pyav_encode,
+                                                            upload):
+    """What a user does with a song from their library: visualize it, separate it, crossfade
+    it with another (server side; the files are M4A/AAC and WebM/Opus)."""
+    import time as _time
+    client = app.test_client()
+    ids = []
+    for name, codec, container, rate, f0 in (("a.m4a", "aac", "ipod", 44100, 220.0),
+                                             ("b.webm", "libopus", "webm", 48000, 330.0)):
+        t = np.arange(int(8 * rate)) / rate
+        beat = (np.sin(2 * np.pi * 2 * t) > 0.9).astype(np.float32)
+        audio = np.stack([0.2 * np.sin(2 * np.pi * f0 * t) + 0.3 * beat
+                          * np.sin(2 * np.pi * 60 * t)] * 2).astype(np.float32)
+        path = pyav_encode(tmp_path / name, audio, rate, codec, container=container)
+        r = upload(client, path.read_bytes(), name)
+        assert r.status_code == 201, r.json
+        ids.append(r.json["id"])
+    features = client.get(f"/api/tracks/{ids[0]}/features?run=sample/conv_ae&method=pca")
+    assert features.status_code == 200, features.json
+    assert len(features.json["frames"]) > 10
+    assert client.get(f"/api/tracks/{ids[1]}/genres?run=sample/classifier").status_code == 200
+    fade = client.post("/api/crossfade", json={"track_a": ids[0], "track_b": ids[1],
+                                               "seconds": 2.0, "context": 1.0})
+    assert fade.status_code == 200, fade.json
+    assert fade.json["duration"] == pytest.approx(4.0, abs=0.05)
+    job = client.post("/api/mixer/jobs", json={"track_id": ids[1], "backend": "dsp"}).json
+    deadline = _time.monotonic() + 120
+    while job["state"] not in ("done", "failed"):
+        assert _time.monotonic() < deadline, job
+        _time.sleep(0.1)
+        job = client.get(f"/api/mixer/jobs/{job['id']}").json
+    assert job["state"] == "done", job

@@ -1,0 +1,139 @@
+"""The FFmpeg side of the one audio loader (:mod:`deepaudio.core.audio`), through PyAV.
+
+libsndfile reads WAV, FLAC, OGG (Vorbis, Opus) and MP3; everything else a music library holds
+(AAC and ALAC in M4A/MP4, Opus and Vorbis in WebM/Matroska, WMA, raw AAC, and the audio track of
+a video file) is decoded here, with FFmpeg's libraries inside PyAV's wheel. Only
+:mod:`deepaudio.core.audio` calls this module; its callers see one loader.
+
+Decoded audio is float32 ``(channels, n)`` at the stream's own rate; more than two channels
+are downmixed to stereo by FFmpeg's resampler (libswresample's standard matrix). A start
+offset seeks where the container's timestamps count samples (MP4/M4A/MOV: to the key frame
+before it, less a pre-roll, then decodes forward), so a part near the end of a long file does
+not decode the whole file; WebM/Matroska/ASF timestamps count milliseconds, so those decode
+from the beginning to land on the exact sample.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+RAW_STREAMS = {"aac", "ac3", "eac3", "dts", "mp3", "truehd", "mlp"}
+PREROLL = 8192          # samples decoded and dropped before a seek target (> AAC's 2048)
+
+
+class PyAVError(Exception):
+    """The file cannot be decoded by FFmpeg either (the message is FFmpeg's)."""
+
+
+def _audio_stream(container):
+    streams = [s for s in container.streams if s.type == "audio"]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise PyAVError(f"no audio track (streams: {', '.join(kinds)})")
+    return streams[0]
+
+
+def _open(path: Path):
+    try:
+        return av.open(str(path), mode="r")
+    except Exception as e:
+        raise PyAVError(str(e).split(": ", 1)[-1].strip() or type(e).__name__) from None
+
+
+def info(path: Path) -> dict:
+    """Sample rate, channels (after the stereo downmix), estimated frames (0 when the
+    container does not say), format and codec names, without decoding."""
+    with _open(path) as c:
+        stream = _audio_stream(c)
+        ctx = stream.codec_context
+        sr = int(ctx.sample_rate or 0)
+        channels = int(ctx.channels or 0)
+        if sr <= 0 or channels <= 0:
+            raise PyAVError("the audio track has no sample rate or channels")
+        seconds = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif c.duration is not None:
+            seconds = c.duration / 1_000_000
+        fmt = c.format.name.split(",")[0]
+        # raw streams (ADTS AAC, AC-3, ...) have no length in a header: FFmpeg estimates it
+        # from the bit rate, so it cannot tell a truncated file
+        frames = 0 if fmt in RAW_STREAMS else max(0, int(round(seconds * sr)))
+        return {"samplerate": sr, "channels": min(channels, 2), "frames": frames,
+                "format": fmt, "codec": ctx.name}
+
+
+def blocks(path: Path, frames: int, *, start: int = 0, stop: int | None = None
+           ) -> tp.Iterator[np.ndarray]:
+    """The audio of samples ``[start, stop)`` as float32 ``(channels, <= frames)`` blocks."""
+    with _open(path) as c:
+        stream = _audio_stream(c)
+        ctx = stream.codec_context
+        sr = int(ctx.sample_rate)
+        layout = "mono" if int(ctx.channels) == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=sr)
+        pos: int | None = 0
+        tb = stream.time_base
+        if start > PREROLL and tb is not None and tb <= Fraction(1, sr):
+            # sample-exact timestamps (MP4/M4A/MOV): seek to a key frame before the start,
+            # less a pre-roll (a decoder's first frames after a seek are not yet right), and
+            # drop what comes before the start; coarser ones (WebM/Matroska/ASF count in ms)
+            # decode from the beginning, the only way to land on the exact sample
+            try:
+                c.seek(int((start - PREROLL) / sr / tb), stream=stream, backward=True)
+                pos = None            # known from the first frame decoded after the seek
+            except Exception:         # an unseekable stream decodes from the start
+                c.seek(0)
+                pos = 0
+        pending: list[np.ndarray] = []
+        held = 0
+
+        def take(arr: np.ndarray) -> tp.Iterator[np.ndarray]:
+            nonlocal held, pending
+            pending.append(arr)
+            held += arr.shape[1]
+            while held >= frames:
+                joined = np.concatenate(pending, axis=1)
+                yield np.ascontiguousarray(joined[:, :frames])
+                rest = joined[:, frames:]
+                pending, held = ([rest] if rest.shape[1] else []), rest.shape[1]
+
+        try:
+            done = False
+            for packet in c.demux(stream):
+                for frame in packet.decode():
+                    if pos is None:       # after a seek: where this frame starts
+                        pts = frame.pts if frame.pts is not None else 0
+                        pos = int(round(float(pts * stream.time_base) * sr))
+                    for out in resampler.resample(frame):
+                        arr = out.to_ndarray().astype(np.float32, copy=False)
+                        lo, hi = pos, pos + arr.shape[1]
+                        pos = hi
+                        a, b = max(lo, start), hi if stop is None else min(hi, stop)
+                        if b > a:
+                            yield from take(arr[:, a - lo:b - lo])
+                        if stop is not None and pos >= stop:
+                            done = True
+                            break
+                    if done:
+                        break
+                if done:
+                    break
+            if not done:
+                for out in resampler.resample(None):
+                    arr = out.to_ndarray().astype(np.float32, copy=False)
+                    lo = pos or 0
+                    hi = lo + arr.shape[1]
+                    pos = hi
+                    a, b = max(lo, start), hi if stop is None else min(hi, stop)
+                    if b > a:
+                        yield from take(arr[:, a - lo:b - lo])
+        except av.error.FFmpegError as e:
+            raise PyAVError(f"decoding fails ({str(e).split(': ', 1)[-1].strip()})") from None
+        if held:
+            yield np.ascontiguousarray(np.concatenate(pending, axis=1))
