@@ -370,7 +370,7 @@ def test_sample_configs_in_repo_are_valid():
     assert {c.stem for c in configs} >= {"mfcc_ae", "mfcc_classifier", "spectrum", "frames"}
     modes = {load_config(DatasetConfig, c).mode for c in configs}
     assert modes == {"mfcc", "spectrum", "frames"}
-    real = sorted((ROOT / "datasets/processed/fma").glob("*.json"))     # the real-FMA recipe
+    real = sorted((ROOT / "datasets/processed/real").glob("*.json"))    # the real-FMA recipe
     assert {c.stem for c in real} == {"mfcc_classifier_small", "mfcc_classifier_medium"}
     for c in real:
         cfg = load_config(DatasetConfig, c)
