@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import typing as tp
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,10 @@ import numpy as np
 import pytest
 import torch
 from waitress import create_server
+
+# no test reaches the internet: code that would fetch (Demucs weights, NSynth, FMA) is offline
+# unless a test points it at a local stand-in host (the file_host fixture lifts this)
+os.environ["DEEPAUDIO_OFFLINE"] = "1"
 
 from deepaudio.core.config import load_config
 from deepaudio.data.config import DatasetConfig
@@ -324,7 +329,8 @@ class FileHost:
     Hugging Face hub): ``files`` maps a URL path to bytes. It honours ``Range`` and
     ``If-Range`` (ETag) as real hosts do, counts requests, and can misbehave on purpose:
     ``drop_after[path] = n`` sends the full length in its headers, then only ``n`` bytes and
-    closes the connection (once); ``no_range`` ignores Range (always a whole 200)."""
+    closes the connection (once; ``drop_every`` on every request); ``no_range`` ignores
+    Range (always a whole 200); ``headers_for(path, body)`` adds response headers."""
 
     def __init__(self):
         import hashlib
@@ -332,19 +338,45 @@ class FileHost:
         host = self
         self.files: dict[str, bytes] = {}
         self.drop_after: dict[str, int] = {}
+        self.drop_every: dict[str, int] = {}         # like drop_after, on every request
         self.no_range = False
         self.requests: list[tuple[str, str | None]] = []        # (path, Range header)
+        # extra response headers per path (e.g. the Hugging Face hub's X-Repo-Commit)
+        self.headers_for: tp.Callable[[str, bytes], dict[str, str]] = lambda path, body: {}
+        self.not_found_headers: dict[str, str] = {}
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_HEAD(self):
+                path = self.path.split("?")[0]
+                host.requests.append((f"HEAD {path}", None))
+                body = host.files.get(path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    for k, v in host.not_found_headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", f'"{hashlib.sha1(body).hexdigest()[:16]}"')
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in host.headers_for(path, body).items():
+                    self.send_header(k, v)
+                self.end_headers()
 
             def do_GET(self):
                 path = self.path.split("?")[0]
                 host.requests.append((path, self.headers.get("Range")))
                 body = host.files.get(path)
                 if body is None:
-                    self.send_error(404)
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    for k, v in host.not_found_headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
                     return
                 etag = f'"{hashlib.sha1(body).hexdigest()[:16]}"'
                 start, status = 0, 200
@@ -360,13 +392,15 @@ class FileHost:
                     status = 206
                 self.send_response(status)
                 self.send_header("ETag", etag)
+                for k, v in host.headers_for(path, body).items():
+                    self.send_header(k, v)
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(len(body) - start))
                 if status == 206:
                     self.send_header("Content-Range",
                                      f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.end_headers()
-                drop = host.drop_after.pop(path, None)
+                drop = host.drop_after.pop(path, host.drop_every.get(path))
                 if drop is not None:
                     self.wfile.write(body[start:start + drop])
                     self.wfile.flush()
@@ -385,8 +419,10 @@ class FileHost:
 
 
 @pytest.fixture
-def file_host():
-    """A stand-in download host on localhost (see :class:`FileHost`), stopped afterwards."""
+def file_host(monkeypatch):
+    """A stand-in download host on localhost (see :class:`FileHost`), stopped afterwards;
+    fetching is switched on for the test (it only reaches this host)."""
+    monkeypatch.delenv("DEEPAUDIO_OFFLINE", raising=False)
     host = FileHost()
     yield host
     host.stop()

@@ -1,6 +1,6 @@
 """``python mixer_api.py``: stem separation, mixing, evaluation, and job workers.
 
-    python mixer_api.py separate SONG -o DIR [--backend demucs|dsp] [--model NAME]
+    python mixer_api.py separate SONG -o DIR [--backend auto|demucs|dsp] [--model NAME]
                                              [--demucs-repo DIR] [--shifts N] [--previews]
     python mixer_api.py mix STEMS_DIR --gain vocals=+3 --gain drums=-6 -o mix.flac
                                       [--normalize none|peak|rescale|lufs] [--pan bass=-0.3]
@@ -48,9 +48,13 @@ def get_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("separate", help="separate a song into drums, bass, other, vocals")
     s.add_argument("song")
     s.add_argument("-o", "--out", required=True, help="folder for the stems")
-    s.add_argument("--backend", choices=BACKENDS, default="demucs")
+    s.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto (default): demucs when its weights are here or can be fetched, "
+                        "else dsp; the reason is printed")
     s.add_argument("--model", default="htdemucs", help="Demucs model name or signature")
     s.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
+    s.add_argument("--offline", action="store_true", default=None,
+                   help="never fetch weights (also DEEPAUDIO_OFFLINE=1)")
     s.add_argument("--shifts", type=int, default=1, help="Demucs shift trick passes")
     s.add_argument("--previews", action="store_true", help="also write OGG previews")
 
@@ -99,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                 bar.set_postfix_str(stage)
                 bar.update(round(100 * f) - bar.n)
             manifest = separate(args.song, args.out, backend=args.backend, model=args.model,
-                                repo=args.demucs_repo, shifts=args.shifts, progress=progress)
+                                repo=args.demucs_repo, shifts=args.shifts, progress=progress,
+                                offline=args.offline)
         if args.previews:
             write_previews(Path(args.out), manifest)
         print(f"{', '.join(manifest['sources'])} -> {args.out} "
-              f"({manifest['duration']:.1f} s of audio in {manifest['seconds']:.1f} s)")
+              f"({manifest['duration']:.1f} s of audio in {manifest['seconds']:.1f} s; "
+              f"{manifest['backend']}: {manifest['backend_reason']})")
     elif args.command == "mix":
         out = Path(args.out)
         ext = out.suffix.lower()

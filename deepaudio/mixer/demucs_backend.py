@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deepaudio.core.audio import decode_in_blocks, to_channels
+from deepaudio.core.download import OFFLINE_ENV, offline_requested
 from deepaudio.mixer.stems import ProgressFn, SeparationError, UnknownModelError
 
 _DEMUCS_CACHE: dict[tuple, LoadedDemucs] = {}
@@ -84,7 +85,89 @@ def check_demucs_weights(model: str = "htdemucs", repo: str | os.PathLike | None
         raise UnknownModelError(f"unknown Demucs model {model!r}: it is not a model or "
                                 f"signature demucs knows. {how}")
     raise SeparationError(f"Demucs weights for {model!r} are not on this machine and cannot "
-                          f"be downloaded offline. {how}")
+                          f"be downloaded offline (--offline or {OFFLINE_ENV}). {how}")
+
+
+def weights_on_machine(model: str, repo: str | os.PathLike | None = None) -> bool:
+    """Whether ``model`` loads without a download (from ``repo`` or either cache)."""
+    try:
+        check_demucs_weights(model, repo)
+        return True
+    except SeparationError:
+        return False
+
+
+def fetch_demucs_weights(model: str, *, offline: bool | None = None,
+                         progress: ProgressFn | None = None) -> dict:
+    """Download ``model`` from the Hugging Face hub into its cache, where demucs looks first:
+    ``<model>.yaml`` (the bag) and one ``<sig>.safetensors`` per model in it, with
+    ``progress(fraction, "fetching weights")`` over their bytes. ``HF_ENDPOINT`` points at a
+    mirror. The hub client resumes an interrupted file and renames it into the cache only when
+    whole; each weights file is then checked against the SHA-256 the hub gives as its ETag
+    (a mismatch is deleted). Offline (``offline``, ``DEEPAUDIO_OFFLINE=1`` or
+    ``HF_HUB_OFFLINE=1``) nothing connects and the error says which files go where.
+    Returns ``{"repo_id", "files", "bytes"}``."""
+    import hashlib
+
+    import yaml
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from tqdm.auto import tqdm
+
+    if offline_requested(offline) or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true"):
+        check_demucs_weights(model)                     # raises, naming the files
+        return {"repo_id": None, "files": [], "bytes": 0}
+    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(model)}"
+    report = progress or (lambda f, s: None)
+    endpoint = os.environ.get("HF_ENDPOINT") or None     # read now, not at import
+    try:
+        bag = yaml.safe_load(Path(hf_hub_download(repo_id, f"{model}.yaml",
+                                                  endpoint=endpoint)).read_text())
+        names = [f"{sig}.safetensors" for sig in bag["models"]]
+        metas = {n: get_hf_file_metadata(hf_hub_url(repo_id, n, endpoint=endpoint))
+                 for n in names}
+    except Exception as e:
+        if type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError",
+                                "RemoteEntryNotFoundError", "RevisionNotFoundError"):
+            raise UnknownModelError(f"unknown Demucs model {model!r}: the Hugging Face hub has "
+                                    f"no {repo_id} with {model}.yaml") from None
+        raise SeparationError(f"cannot fetch Demucs model {model!r} from the Hugging Face hub "
+                              f"({repo_id}): {_reason(e)}") from None
+    total = sum(int(m.size or 0) for m in metas.values()) or 1
+    done = [0]
+
+    class Bar(tqdm):                  # the hub client's progress, into the job's
+        def update(self, n=1):
+            done[0] += n or 0
+            report(min(1.0, done[0] / total), "fetching weights")
+            return super().update(n)
+
+    paths = []
+    for name in names:
+        try:
+            path = Path(hf_hub_download(repo_id, name, tqdm_class=Bar, endpoint=endpoint))
+        except Exception as e:
+            raise SeparationError(f"fetching {name} of Demucs model {model!r} from {repo_id} "
+                                  f"failed ({_reason(e)}); run again to resume") from None
+        expected = (metas[name].etag or "").strip('"')
+        if len(expected) == 64:                         # an LFS file: the ETag is its SHA-256
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+            if h.hexdigest() != expected:
+                path.unlink(missing_ok=True)
+                raise SeparationError(f"{name} of Demucs model {model!r} does not match its "
+                                      "checksum; it was deleted, run again to fetch it anew")
+        paths.append(path)
+    report(1.0, "fetching weights")
+    return {"repo_id": repo_id, "files": [p.name for p in paths],
+            "bytes": sum(p.stat().st_size for p in paths)}
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:300]
 
 
 def _torch_hub_dir() -> str:
@@ -98,10 +181,18 @@ def _hf_cached(model: str, sigs: list[str]) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
+    import yaml
     repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(model)}"
-    names = [f"{model}.yaml"] + [f"{s}.safetensors" for s in sigs]
     try:
-        return all(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
+        bag = try_to_load_from_cache(repo_id, f"{model}.yaml")
+        if not isinstance(bag, str):
+            return False
+        try:                # the bag as the hub gave it (its models may differ from demucs')
+            sigs = list(yaml.safe_load(Path(bag).read_text())["models"])
+        except Exception:
+            return False
+        return all(isinstance(try_to_load_from_cache(repo_id, f"{s}.safetensors"), str)
+                   for s in sigs)
     except ValueError:      # a name the Hub cannot hold (e.g. ending in '-') is not cached
         return False
 
@@ -119,12 +210,16 @@ class LoadedDemucs:
 
 
 def load_demucs(model: str = "htdemucs", repo: str | os.PathLike | None = None,
-                device: str = "cpu") -> LoadedDemucs:
+                device: str = "cpu", *, offline: bool | None = None,
+                progress: ProgressFn | None = None) -> LoadedDemucs:
     """``model`` loaded through ``demucs.api.Separator`` (kept per process: weights load
-    once)."""
+    once). Weights that are not on the machine are fetched first (:func:`fetch_demucs_weights`)
+    unless offline."""
     key = (model, str(Path(repo).resolve()) if repo else None, device)
     if key in _DEMUCS_CACHE:
         return _DEMUCS_CACHE[key]
+    if repo is None and not weights_on_machine(model):
+        fetch_demucs_weights(model, offline=offline, progress=progress)
     check_demucs_weights(model, repo)
     from demucs.api import Separator
     try:
@@ -241,10 +336,11 @@ def demucs_stream(model, mix, *, shifts: int = 1, overlap: float = 0.25,
 
 def demucs_separate(song: Path, writer_factory, *, model: str, repo, device: str,
                      shifts: int, overlap: float, segment: float | None,
-                     progress: ProgressFn) -> dict:
+                     progress: ProgressFn, offline: bool | None = None) -> dict:
     import torch
     progress(0.0, "loading model")
-    separator = load_demucs(model, repo, device)
+    separator = load_demucs(model, repo, device, offline=offline,
+                            progress=lambda f, s: progress(0.0, f"{s} {100 * f:.0f} %"))
     m = separator.model
     audio = decode_in_blocks(song, m.samplerate, progress, share=0.02)
     audio = audio[:2] if audio.shape[0] > 2 else to_channels(audio, m.audio_channels)

@@ -34,7 +34,6 @@ from deepaudio.core.errors import ToolkitError
 from deepaudio.mixer import preferences
 from deepaudio.mixer.demucs_backend import check_demucs_weights
 from deepaudio.mixer.render import FORMATS, MIME, MixSettings, mix_settings, render_to_file
-from deepaudio.mixer.separate import BACKENDS
 from deepaudio.mixer.stems import STEMS, UnknownModelError, open_stems
 from deepaudio.web.catalog import track_path
 from deepaudio.web.db import db
@@ -53,6 +52,10 @@ from deepaudio.web.http import (
 )
 from deepaudio.web.jobs import JobQueue, job_json
 from deepaudio.web.uploads import save_upload
+
+# the server's separation jobs name their backend (it is part of the stem cache's key), so
+# "auto" is resolved by the CLI only; the server's weights are installed by its operator
+SERVER_BACKENDS = ("demucs", "dsp")
 
 bp = Blueprint("mixer", __name__)
 log = logging.getLogger("playground")
@@ -117,8 +120,9 @@ def start_job():
         raise ApiError(400, f"unknown field {unknown[0]!r} (fields: track_id, backend, model)")
     # every field is checked before an upload is stored: a refused job stores nothing
     backend = body.get("backend") or setting("MIXER_BACKEND", "dsp")
-    if backend not in BACKENDS:
-        raise ApiError(400, f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend not in SERVER_BACKENDS:
+        raise ApiError(400, f"backend must be one of {', '.join(SERVER_BACKENDS)}, got "
+                            f"{backend!r}")
     model = body.get("model") or setting("DEMUCS_MODEL", "htdemucs")
     if not isinstance(model, str) or not MODEL_NAME.match(model):
         raise ApiError(400, f"model must be a Demucs model name, got {model!r}")

@@ -77,7 +77,7 @@ def test_missing_weights_say_where_to_put_which_files(tmp_path, monkeypatch, son
     with pytest.raises(SeparationError, match="not on this machine"):
         check_demucs_weights("htdemucs", None)
     code = mixer_cli.main(["separate", str(song[0]), "-o", str(tmp_path / "o"),
-                           "--demucs-repo", str(empty)])
+                           "--backend", "demucs", "--demucs-repo", str(empty)])
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err_lines[-1].startswith("error: Demucs model 'htdemucs' is not in")
 
