@@ -7,6 +7,7 @@ factory fixture where a test needs to make several)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -476,3 +477,57 @@ def pyav_encode():
     """``pyav_encode(path, audio, sr, codec, container=None, bitrate=192000, video=False,
     audio_track=True)``: an M4A, WebM, WMA, MP4 video... file made with PyAV's encoders."""
     return _pyav_encode
+
+
+# the model the stand-in hub serves
+HUB_MODEL, HUB_SIG, HUB_REPO = "tinyhub", "5e1f0c2b", "adefossez/Demucs-tinyhub"
+
+
+def _safetensors_model() -> bytes:
+    """A tiny HTDemucs saved as demucs' hub export does: tensors plus klass/args/kwargs."""
+    from demucs.htdemucs import HTDemucs
+    from safetensors.torch import save
+    torch.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HTDemucs(list(STEMS), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
+                         t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+    args, kwargs = model._init_args_kwargs
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    return save(state, metadata={"klass": "demucs.htdemucs.HTDemucs", "args": json.dumps(args),
+                                 "kwargs": json.dumps(kwargs)})
+
+
+@pytest.fixture
+def demucs_hub(file_host, monkeypatch, tmp_path):
+    """A stand-in for the Hugging Face hub (``HF_ENDPOINT``) serving a tiny randomly
+    initialised HTDemucs in the hub's layout as Demucs model ``tinyhub``
+    (``adefossez/Demucs-tinyhub``: ``tinyhub.yaml`` + one ``.safetensors``, SHA-256 ETag); an
+    empty Hugging Face cache and torch hub dir, and no loaded models."""
+    import huggingface_hub.constants as hf_constants
+
+    from deepaudio.mixer import demucs_backend
+    weights = _safetensors_model()
+    base = f"/{HUB_REPO}/resolve/main"
+    file_host.files[f"{base}/{HUB_MODEL}.yaml"] = f"models: ['{HUB_SIG}']\n".encode()
+    file_host.files[f"{base}/{HUB_SIG}.safetensors"] = weights
+
+    def headers(path, body):
+        out = {"X-Repo-Commit": "0123456789abcdef0123456789abcdef01234567"}
+        if path.endswith(".safetensors"):               # an LFS file: ETag = SHA-256
+            out.update({"X-Linked-Etag": f'"{hashlib.sha256(body).hexdigest()}"',
+                        "X-Linked-Size": str(len(body))})
+        return out
+
+    file_host.headers_for = headers
+    file_host.not_found_headers = {"X-Error-Code": "RepoNotFound",
+                                   "X-Error-Message": "Repository not found"}
+    monkeypatch.setenv("HF_ENDPOINT", file_host.url)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    # read at import: another test of this process may have imported it with HF_HUB_OFFLINE
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+    monkeypatch.setattr(demucs_backend, "_DEMUCS_CACHE", {})
+    file_host.weights = weights
+    file_host.model, file_host.sig, file_host.repo_id = HUB_MODEL, HUB_SIG, HUB_REPO
+    return file_host

@@ -36,7 +36,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-host", action="append", default=[],
                    help="a host name or address the server answers to besides localhost "
                         "(repeatable; needed to serve beyond this machine)")
-    p.add_argument("--mixer-backend", choices=["dsp", "demucs"], default="dsp")
+    p.add_argument("--mixer-backend", choices=["auto", "dsp", "demucs"], default="auto",
+                   help="auto: Demucs when its weights are here or can be fetched, else DSP")
     p.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
     p.add_argument("--demucs-model", default="htdemucs")
     p.add_argument("--redis", help="redis://... to run jobs on separate Huey workers")

@@ -65,7 +65,7 @@ class ServerConfig:
     timeline_cache_mb: float = 256.0         # timelines kept in SQLite (oldest go first)
     stem_cache_mb: float = 1024.0            # decoded stems kept for re-renders (longer songs
                                              # are read from disk block by block)
-    mixer_backend: tp.Literal["dsp", "demucs"] = "dsp"
+    mixer_backend: tp.Literal["auto", "dsp", "demucs"] = "auto"   # auto: demucs if it can
     demucs_model: str = "htdemucs"
     demucs_repo: str | None = None
     redis_url: str | None = None

@@ -82,6 +82,7 @@ def job_json(row: sqlite3.Row) -> dict:
             "model": row["model"], "state": row["state"], "stage": row["stage"],
             "progress": round(p, 4), "eta_seconds": eta, "message": row["message"],
             "retryable": bool(row["retryable"]), "cache_hit": bool(row["cache_hit"]),
+            "backend_reason": json.loads(row["options"] or "{}").get("backend_reason", ""),
             "created": row["created"], "started": row["started"], "finished": row["finished"]}
 
 

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request, send_file
 
+from deepaudio.core.download import offline_requested
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mixer import preferences
 from deepaudio.mixer.demucs_backend import check_demucs_weights
 from deepaudio.mixer.render import FORMATS, MIME, MixSettings, mix_settings, render_to_file
+from deepaudio.mixer.separate import choose_backend
 from deepaudio.mixer.stems import STEMS, UnknownModelError, open_stems
 from deepaudio.web.catalog import track_path
 from deepaudio.web.db import db
@@ -53,9 +55,8 @@ from deepaudio.web.http import (
 from deepaudio.web.jobs import JobQueue, job_json
 from deepaudio.web.uploads import save_upload
 
-# the server's separation jobs name their backend (it is part of the stem cache's key), so
-# "auto" is resolved by the CLI only; the server's weights are installed by its operator
-SERVER_BACKENDS = ("demucs", "dsp")
+# a job's backend is part of its stem cache key, so "auto" is resolved when the job is made
+SERVER_BACKENDS = ("auto", "demucs", "dsp")
 
 bp = Blueprint("mixer", __name__)
 log = logging.getLogger("playground")
@@ -119,7 +120,7 @@ def start_job():
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (fields: track_id, backend, model)")
     # every field is checked before an upload is stored: a refused job stores nothing
-    backend = body.get("backend") or setting("MIXER_BACKEND", "dsp")
+    backend = body.get("backend") or setting("MIXER_BACKEND", "auto")
     if backend not in SERVER_BACKENDS:
         raise ApiError(400, f"backend must be one of {', '.join(SERVER_BACKENDS)}, got "
                             f"{backend!r}")
@@ -127,15 +128,25 @@ def start_job():
     if not isinstance(model, str) or not MODEL_NAME.match(model):
         raise ApiError(400, f"model must be a Demucs model name, got {model!r}")
     repo = setting("DEMUCS_REPO")
+    reason = f"{backend} asked for"
+    if backend == "auto":
+        backend, reason = choose_backend(model, repo)
     if backend == "demucs":
+        fetchable = repo is None and not offline_requested()
         try:
             check_demucs_weights(model, repo)
-        except UnknownModelError as e:       # the request is wrong, not the server
-            raise ApiError(400, str(e)) from None
+        except UnknownModelError as e:       # not in demucs' tables: the hub may have it
+            if not fetchable:
+                raise ApiError(400, str(e)) from None
+            reason = f"{reason}; {model} will be looked up on the Hugging Face hub by the job"
         except ToolkitError as e:            # a known model whose weights are not here
-            log.info("Demucs model %r requested but not usable: %s", model, e)
-            raise ApiError(409, f"Demucs model {model!r} is not installed on this server (its "
-                                "weights are missing); use the dsp backend") from None
+            if fetchable:
+                reason = f"{reason}; the weights of {model} will be fetched by the job"
+            else:
+                log.info("Demucs model %r requested but not usable: %s", model, e)
+                raise ApiError(409, f"Demucs model {model!r} is not installed on this server "
+                                    "(its weights are missing and fetching is off); use the "
+                                    "dsp backend") from None
     track_id = save_upload(upload)["id"] if upload is not None else body.get("track_id")
     if not isinstance(track_id, str):
         raise ApiError(400, "send 'track_id' (JSON) or a multipart 'file' upload")
@@ -143,7 +154,8 @@ def start_job():
     job_id = _queue().submit(db(), user_id=ensure_user(), track_id=track_id, track_path=path,
                              backend=backend, model=model,
                              options={"demucs_repo": repo,
-                                      "classifier_run": setting("CLASSIFIER_RUN")})
+                                      "classifier_run": setting("CLASSIFIER_RUN"),
+                                      "backend_reason": reason})
     row = db().execute("SELECT * FROM mixer_jobs WHERE id = ?", (job_id,)).fetchone()
     return jsonify(_full_job(row)), 202
 

@@ -134,7 +134,9 @@ function renderJob(job) {
     }
   } else if (job.state === 'done') {
     $('job-title').textContent = `Stems of ${title}`;
-    detail.push(`${job.backend}${job.backend === 'demucs' ? ' ' + job.model : ''}`);
+    detail.push(`${job.backend}${job.backend === 'demucs' ? ' ' + job.model : ''}`
+                + (job.backend_reason && !job.backend_reason.endsWith('asked for')
+                  ? ` (${job.backend_reason.split(';')[0]})` : ''));
     if (job.duration) detail.push(formatTime(job.duration));
     if (job.sample_rate) detail.push(formatKhz(job.sample_rate));
     if (job.cache_hit) detail.push('from the cache');
@@ -143,6 +145,8 @@ function renderJob(job) {
     detail.push(job.message || 'no message');
   }
   $('job-detail').textContent = detail.join(' · ');
+  // why this backend (auto's choice, weights fetched by the job): on hover, and for tests
+  $('job-detail').title = job.backend_reason ? `${job.backend}: ${job.backend_reason}` : '';
   $('retry').hidden = !(job.state === 'failed' && job.retryable);
   $('retry').textContent = 'Retry';
   $('retry').dataset.action = 'retry';

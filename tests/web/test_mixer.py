@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from deepaudio.data.samples import render_track
+from deepaudio.mixer.stems import STEMS
 from deepaudio.web.db import connect
 from deepaudio.web.jobs import shutdown
 
@@ -322,3 +323,34 @@ def test_resave_solo_and_silent_report(app, finished):
     header = r.headers["X-Mix-Report"]
     assert "Infinity" not in header and "NaN" not in header       # strict JSON for browsers
     assert json.loads(header)["input_lufs"] is None
+
+
+def test_auto_backend_fetches_demucs_in_the_job_or_falls_back(sample_set, tmp_path, make_app,
+                                                             demucs_hub, monkeypatch):
+    """The server's default backend, auto: online, a job for a model whose weights are not
+    here runs Demucs and fetches them first (its stage says so); offline, the job runs the DSP
+    separator and says why; asking for demucs offline without weights is a 409."""
+    app = make_app(tmp_path / "data", sample_set, tmp_path / "models",
+                   demucs_model=demucs_hub.model)
+    try:
+        client = app.test_client()
+        track = client.get("/api/tracks?per_page=1").json["items"][0]["id"]
+        r = client.post("/api/mixer/jobs", json={"track_id": track})
+        assert r.status_code == 202, r.json
+        assert r.json["backend"] == "demucs" and "hub" in r.json["backend_reason"]
+        job, seen = wait(client, r.json["id"], timeout=120)
+        assert job["state"] == "done", job
+        assert any(s["stage"].startswith("fetching weights") for s in seen) or \
+            any(path.endswith(".safetensors") for path, _ in demucs_hub.requests)
+        assert sorted(job["stems"]) == sorted(STEMS)
+        # offline: auto is dsp, and explicit demucs for a model not here is refused
+        monkeypatch.setenv("DEEPAUDIO_OFFLINE", "1")
+        r = client.post("/api/mixer/jobs", json={"track_id": track, "model": "htdemucs"})
+        assert r.status_code == 202 and r.json["backend"] == "dsp"
+        assert "fetching is off" in r.json["backend_reason"]
+        wait(client, r.json["id"])
+        r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs",
+                                                 "model": "htdemucs"})
+        assert r.status_code == 409 and "fetching is off" in r.json["error"]
+    finally:
+        shutdown(app)
