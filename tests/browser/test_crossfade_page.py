@@ -199,3 +199,34 @@ def test_neural_fade_with_the_imported_nsynth_checkpoint(browser, recording_page
         assert wave_pixels(page).std() > 10
         page.screenshot(path=str(artifacts / "crossfade-nsynth.png"))
         assert page.errors == [], "\n".join(page.errors)
+
+
+def test_m4a_and_opus_uploads_crossfade(page, server, tmp_path, pyav_encode):
+    """An M4A (AAC) as A and an Opus file as B: uploaded, rendered, played."""
+    songs = {}
+    for slot, name, codec, container, rate, f0 in (
+            ("a", "Song A.m4a", "aac", "ipod", 44100, 220.0),
+            ("b", "Song B.opus", "libopus", "ogg", 48000, 330.0)):
+        t = np.arange(int(5 * rate)) / rate
+        audio = (0.3 * np.sin(2 * np.pi * f0 * t) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t)))
+        songs[slot] = pyav_encode(tmp_path / name, np.stack([audio, audio]).astype(np.float32),
+                                  rate, codec, container=container)
+    page.goto(f"{server}/crossfade.html")
+    page.wait_for_selector("#track-list li")
+    page.wait_for_selector("#style option[value=equal_power]", state="attached")
+    page.set_input_files("#upload-a", str(songs["a"]))
+    page.wait_for_function("() => document.querySelector('#slot-a').textContent"
+                           ".includes('Song A')", timeout=60000)
+    page.set_input_files("#upload-b", str(songs["b"]))
+    page.wait_for_function("() => document.querySelector('#slot-b').textContent"
+                           ".includes('Song B')", timeout=60000)
+    page.fill("#seconds", "2")
+    page.fill("#context", "1")
+    page.click("#render")
+    page.wait_for_function("() => window.__crossfade.snapshot().results.length === 1",
+                           timeout=60000)
+    s = snap(page)
+    assert s["duration"] == pytest.approx(4.0, abs=0.05) and s["loaded"]
+    page.click("#play")
+    page.wait_for_function("() => window.__crossfade.snapshot().time > 0.3", timeout=20000)
+    assert page.errors == [], "\n".join(page.errors)

@@ -334,14 +334,19 @@ def test_failed_job_shows_message_and_retries(page, server):
     assert page.errors == [], "\n".join(page.errors)
 
 
-def test_upload_separates_the_song(page, server, tmp_path):
+@pytest.mark.parametrize("ext", ["wav", "m4a"])
+def test_upload_separates_the_song(page, server, tmp_path, pyav_encode, ext):
     import numpy as np
     import soundfile as sf
     sr = 44100
     t = np.arange(int(4.0 * sr)) / sr
     song = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sign(np.sin(2 * np.pi * 2 * t))
-    path = tmp_path / "My song.wav"
-    sf.write(path, np.stack([song, song], 1), sr)
+    path = tmp_path / f"My song.{ext}"
+    if ext == "wav":
+        sf.write(path, np.stack([song, song], 1), sr)
+    else:                                   # AAC in M4A, as a music library holds it
+        pyav_encode(path, np.stack([song, song]).astype(np.float32), sr, "aac",
+                    container="ipod")
     page.goto(f"{server}/mixer.html")
     page.wait_for_selector("#track-list li")
     page.set_input_files("#upload", str(path))

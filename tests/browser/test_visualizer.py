@@ -187,3 +187,25 @@ def test_record_webm(page, server):
     assert size > 1000
     assert page.get_attribute("#download", "download").endswith(".webm")
     assert page.errors == []
+
+
+@pytest.mark.parametrize("name, codec, container, sr", [
+    ("Library song.m4a", "aac", "ipod", 44100), ("Library song.opus", "libopus", "ogg", 48000)])
+def test_m4a_and_opus_uploads_play_and_visualize(page, server, tmp_path, pyav_encode, name,
+                                                 codec, container, sr):
+    """Songs as a music library holds them: an M4A (AAC) and an Opus file, decoded on the
+    server for the features and by Chromium for playback."""
+    t = np.arange(int(4.0 * sr)) / sr
+    song = 0.3 * np.sin(2 * np.pi * (220 + 60 * t) * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
+    path = pyav_encode(tmp_path / name, np.stack([song, song]).astype(np.float32), sr, codec,
+                       container=container)
+    page.goto(server + "/")
+    page.wait_for_selector("#track-list li")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
+    assert "Library song" in page.inner_text("#current-track")
+    tl = page.evaluate("() => window.__playground.state.timeline")
+    assert tl["duration"] == pytest.approx(4.0, abs=0.05) and len(tl["frames"]) > 100
+    page.click("#play")
+    page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+    assert page.errors == [], "\n".join(page.errors)
