@@ -56,6 +56,8 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--offline", action="store_true", default=None,
                    help="never fetch weights (also DEEPAUDIO_OFFLINE=1)")
     s.add_argument("--shifts", type=int, default=1, help="Demucs shift trick passes")
+    s.add_argument("--two-stems", metavar="STEM", default=None,
+                   help="keep STEM and sum the others into no_STEM (e.g. vocals: karaoke)")
     s.add_argument("--previews", action="store_true", help="also write OGG previews")
 
     m = sub.add_parser("mix", help="mix a stems folder into one file")
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(round(100 * f) - bar.n)
             manifest = separate(args.song, args.out, backend=args.backend, model=args.model,
                                 repo=args.demucs_repo, shifts=args.shifts, progress=progress,
-                                offline=args.offline)
+                                offline=args.offline, two_stems=args.two_stems)
         if args.previews:
             write_previews(Path(args.out), manifest)
         print(f"{', '.join(manifest['sources'])} -> {args.out} "

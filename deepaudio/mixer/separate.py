@@ -32,7 +32,8 @@ def separate(song_path: str | os.PathLike, out_dir: str | os.PathLike, *,
              backend: str = "demucs", model: str = "htdemucs",
              repo: str | os.PathLike | None = None, device: str = "cpu", shifts: int = 1,
              overlap: float = 0.25, segment: float | None = None,
-             progress: ProgressFn | None = None, offline: bool | None = None) -> dict:
+             progress: ProgressFn | None = None, offline: bool | None = None,
+             two_stems: str | None = None) -> dict:
     """Separate a song into ``out_dir`` (created; existing stems there are replaced).
 
     ``backend`` ``demucs`` (weights from ``repo``, the Hugging Face cache or the torch hub
@@ -40,8 +41,9 @@ def separate(song_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     copied to stereo, >2 channels cut to the first two, as Demucs does), ``dsp`` (no
     weights), or ``auto`` (:func:`choose_backend`; a failed fetch falls back to dsp too, and
     the manifest's ``backend_reason`` says why). ``progress(fraction, stage)`` is called
-    often; raising inside it aborts the separation. Returns the manifest written to
-    ``stems.json``.
+    often; raising inside it aborts the separation. ``two_stems`` (e.g. ``vocals``) writes
+    that stem and the sum of the others as ``no_vocals``, as demucs' ``--two-stems``. Returns
+    the manifest written to ``stems.json``.
     """
     song = Path(song_path)
     if backend not in BACKENDS:
@@ -52,7 +54,7 @@ def separate(song_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise AudioError(song, "contains no audio samples")
 
     def writer_factory(sr: int, sources: list[str]) -> StemWriter:
-        return StemWriter(out_dir, sr, 2, sources)
+        return StemWriter(out_dir, sr, 2, sources, two_stems=two_stems)
 
     t0 = time.time()
     reason = f"{backend} asked for"
@@ -76,6 +78,7 @@ def separate(song_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     writer = run.pop("writer")
     report(0.96, "writing")
     manifest = writer.close({"backend": backend, "backend_reason": reason, "model": model,
+                             "two_stems": two_stems,
                              "source_file": song.name,
                              "source_sample_rate": info.samplerate,
                              "source_channels": info.channels,

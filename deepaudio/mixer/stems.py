@@ -45,11 +45,21 @@ class StemWriter:
 
     The scratch files live in a hidden folder inside ``out_dir`` and are removed on
     :meth:`close` or :meth:`abort`; every final file is written atomically.
+
+    ``two_stems`` (a source name, as demucs' ``--two-stems``) keeps that stem and writes the
+    sum of all the others as ``no_<name>`` (vocals + no_vocals: a karaoke track).
     """
 
     def __init__(self, out_dir: str | os.PathLike, sr: int, channels: int = 2,
-                 sources: tp.Sequence[str] = STEMS):
+                 sources: tp.Sequence[str] = STEMS, *, two_stems: str | None = None):
         self.out_dir = Path(out_dir)
+        self._pick: int | None = None
+        if two_stems is not None:
+            if two_stems not in sources:
+                raise SeparationError(f"--two-stems {two_stems!r}: the model's stems are "
+                                      f"{', '.join(sources)}")
+            self._pick = list(sources).index(two_stems)
+            sources = (two_stems, f"no_{two_stems}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.sr, self.channels, self.sources = sr, channels, tuple(sources)
         self._scratch = Path(tempfile.mkdtemp(dir=self.out_dir, prefix=".scratch-"))
@@ -60,6 +70,9 @@ class StemWriter:
 
     def write(self, block: np.ndarray) -> None:
         """Append one block shaped (sources, channels, n)."""
+        if self._pick is not None:
+            keep = block[self._pick]
+            block = np.stack([keep, block.sum(axis=0) - keep])
         for s, audio in zip(self.sources, block):
             self._files[s].write(np.ascontiguousarray(audio.T, dtype=np.float32))
         self.frames += block.shape[-1]

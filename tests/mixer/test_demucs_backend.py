@@ -98,3 +98,30 @@ def test_names_the_hub_cannot_hold_are_unknown_models(name, monkeypatch, tmp_pat
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(UnknownModelError, match="unknown Demucs model"):
         check_demucs_weights(name)
+
+
+def test_two_stems_keep_one_and_sum_the_rest(tiny_repo, song, tmp_path, capsys):
+    """``--two-stems vocals`` (demucs' option): vocals and no_vocals, adding up to what the
+    four stems add up to; the mix command mixes them like any stems (karaoke: vocals off)."""
+    four = separate(song[0], tmp_path / "four", backend="demucs", model="tinyht",
+                    repo=tiny_repo, shifts=0)
+    two = separate(song[0], tmp_path / "two", backend="demucs", model="tinyht",
+                   repo=tiny_repo, shifts=0, two_stems="vocals")
+    assert four["sources"] == list(STEMS) and two["sources"] == ["vocals", "no_vocals"]
+    assert two["two_stems"] == "vocals"
+    a, _ = load_stems(tmp_path / "four")
+    b, _ = load_stems(tmp_path / "two")
+    np.testing.assert_allclose(b["vocals"], a["vocals"], atol=2e-4)
+    np.testing.assert_allclose(b["no_vocals"], a["drums"] + a["bass"] + a["other"], atol=2e-4)
+    code = mixer_cli.main(["mix", str(tmp_path / "two"), "--gain", "vocals=-60",
+                           "--normalize", "none", "-o", str(tmp_path / "karaoke.wav")])
+    assert code == 0
+    y, _ = sf.read(tmp_path / "karaoke.wav", always_2d=True)
+    np.testing.assert_allclose(y.T, b["no_vocals"] + 1e-3 * b["vocals"], atol=2e-4)
+    # the DSP backend too, from the CLI; a stem the model does not have is named
+    assert mixer_cli.main(["separate", str(song[0]), "-o", str(tmp_path / "dsp"), "--backend",
+                           "dsp", "--two-stems", "drums"]) == 0
+    assert sorted(load_stems(tmp_path / "dsp")[0]) == ["drums", "no_drums"]
+    assert mixer_cli.main(["separate", str(song[0]), "-o", str(tmp_path / "bad"), "--backend",
+                           "dsp", "--two-stems", "guitar"]) == 2
+    assert "the model's stems are drums, bass, other, vocals" in capsys.readouterr().err
