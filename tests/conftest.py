@@ -180,27 +180,34 @@ def make_app():
     return _make_app
 
 
-def _tiny_demucs_repo(folder: Path, name: str = "tinyht") -> Path:
+SIX_STEMS = ("drums", "bass", "other", "vocals", "guitar", "piano")     # htdemucs_6s's
+
+
+def _tiny_demucs_repo(folder: Path, name: str = "tinyht",
+                      sources: tuple[str, ...] = STEMS) -> Path:
     """A randomly initialised HTDemucs (70 k parameters, 2 s segments) saved exactly as demucs
-    expects a local repo: ``<sig>-<sha256[:8]>.th`` (klass/args/kwargs/state) + ``<name>.yaml``."""
+    expects a local repo: ``<sig>-<sha256[:8]>.th`` (klass/args/kwargs/state) + ``<name>.yaml``;
+    ``sources`` gives it another stem set (``SIX_STEMS``: htdemucs_6s's)."""
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state, save_with_checksum
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = HTDemucs(list(STEMS), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
+        model = HTDemucs(list(sources), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
                          t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
     args, kwargs = model._init_args_kwargs
+    sig = "0a1b2c3d" if len(sources) == 4 else f"0a1b2c{len(sources):02d}"
     save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
-                        "state": get_state(model, None, half=False)}, folder / "0a1b2c3d.th")
-    (folder / f"{name}.yaml").write_text("models: ['0a1b2c3d']\n")
+                        "state": get_state(model, None, half=False)}, folder / f"{sig}.th")
+    (folder / f"{name}.yaml").write_text(f"models: ['{sig}']\n")
     return folder
 
 
 @pytest.fixture(scope="session")
 def make_demucs_repo():
-    """``make_demucs_repo(folder, name="tinyht")``: a tiny Demucs model in a local repo folder."""
+    """``make_demucs_repo(folder, name="tinyht", sources=STEMS)``: a tiny Demucs model in a
+    local repo folder (``sources=SIX_STEMS`` for a six-stem one)."""
     return _tiny_demucs_repo
 
 

@@ -147,14 +147,26 @@ def from_bytes(state: bytes) -> PreferenceNet:
     return model.eval()
 
 
-def suggest(model: PreferenceNet | None, features: np.ndarray, n_examples: int = 0) -> dict:
-    """``{"gains": {stem: dB}, "trained": bool, "n_examples": n}``; 0 dB when untrained."""
+def suggest(model: PreferenceNet | None, features: np.ndarray, n_examples: int = 0, *,
+            stems: tp.Sequence[str] = STEMS) -> dict:
+    """``{"gains": {stem: dB}, "trained": bool, "n_examples": n}`` for the job's ``stems``:
+    the network's gains for the four stems it learns (drums, bass, other, vocals), 0 dB
+    (neutral) for any other stem (a six-stem model's guitar and piano, a two-stem split) and
+    for all of them when untrained."""
+    gains = {s: 0.0 for s in stems}
     if model is None:
-        return {"gains": {s: 0.0 for s in STEMS}, "trained": False, "n_examples": 0}
+        return {"gains": gains, "trained": False, "n_examples": 0}
     with torch.no_grad():
         y = model(torch.as_tensor(features, dtype=torch.float32)[None])[0].numpy()
-    return {"gains": {s: round(float(v) * GAIN_SCALE_DB, 1) for s, v in zip(STEMS, y)},
-            "trained": True, "n_examples": n_examples}
+    learned = {s: round(float(v) * GAIN_SCALE_DB, 1) for s, v in zip(STEMS, y)}
+    return {"gains": {s: learned.get(s, 0.0) for s in stems}, "trained": True,
+            "n_examples": n_examples}
+
+
+def learns_from(stems: tp.Iterable[str]) -> bool:
+    """Whether a mix of these stems teaches the network: it learns the four standard stems'
+    balance, so a mix of another stem set is saved but not learned from."""
+    return set(stems) == set(STEMS)
 
 
 def update_on_save(model: PreferenceNet | None, user: str, n_examples: int,

@@ -186,7 +186,7 @@ def retry_job(job_id: str):
 def get_stem(job_id: str, name: str):
     row = _done_job(job_id)
     stem, _, ext = name.rpartition(".")
-    if stem not in STEMS or ext not in ("ogg", "flac"):
+    if stem not in _job_stems(row) or ext not in ("ogg", "flac"):
         raise ApiError(404, f"unknown stem file {name!r} (use <stem>.ogg for the preview or "
                             "<stem>.flac for the lossless stem)")
     path = _stems_dir(row) / name
@@ -253,6 +253,14 @@ def _store_model(con: sqlite3.Connection, user: str, model: preferences.Preferen
                 (user, preferences.to_bytes(model), n, time.time()))
 
 
+def _job_stems(row: sqlite3.Row) -> list[str]:
+    """The stems a finished job made (four, six, two: whatever its model returns)."""
+    try:
+        return list(json.loads((_stems_dir(row) / "stems.json").read_text())["sources"])
+    except (OSError, ValueError, KeyError):
+        return list(STEMS)
+
+
 def _preference_target(settings: MixSettings) -> np.ndarray:
     """What a saved mix teaches: its relative gains, with muted stems, and every stem left out
     of a solo, at the -60 dB floor."""
@@ -269,6 +277,8 @@ def _retrain_preferences(con: sqlite3.Connection, user: str) -> int:
     for r in con.execute("SELECT m.settings, j.* FROM mixer_mixes m JOIN mixer_jobs j ON "
                          "j.id = m.job_id WHERE m.user_id = ? ORDER BY m.created",
                          (user,)).fetchall():
+        if not preferences.learns_from(_job_stems(r)):
+            continue                    # another stem set: saved, not learned from
         try:
             feats.append(_track_features(con, r))
         except ApiError:
@@ -285,7 +295,8 @@ def suggestions(job_id: str):
     row = _done_job(job_id)
     feats = _track_features(db(), row)
     model, n = _load_model(db(), user_id())
-    return jsonify(job_id=job_id, relative=True, **preferences.suggest(model, feats, n))
+    return jsonify(job_id=job_id, relative=True,
+                   **preferences.suggest(model, feats, n, stems=_job_stems(row)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +328,7 @@ def save_mix():
     if not isinstance(body.get("settings"), dict):
         raise ApiError(400, "settings must be a JSON object (gains, pans, mutes, ...)")
     row = _done_job(str(body.get("job_id")))
-    settings = mix_settings(body["settings"], STEMS)
+    settings = mix_settings(body["settings"], _job_stems(row))
     con, user = db(), ensure_user()
     feats = _track_features(con, row)
     key = (user, row["id"], name.strip())
@@ -331,7 +342,9 @@ def save_mix():
                  name.strip(), json.dumps(body["settings"], sort_keys=True), time.time()))
     mix_id = con.execute("SELECT id FROM mixer_mixes WHERE user_id = ? AND job_id = ? AND "
                          "name = ?", key).fetchone()["id"]
-    if existing is None:
+    if not preferences.learns_from(_job_stems(row)):
+        pass                            # another stem set: saved, not learned from
+    elif existing is None:
         model, n = _load_model(con, user)
         model = preferences.update_on_save(model, user, n, feats, _preference_target(settings))
         _store_model(con, user, model, n + 1)

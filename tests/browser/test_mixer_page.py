@@ -357,3 +357,26 @@ def test_upload_separates_the_song(page, server, tmp_path, pyav_encode, ext):
     assert s["duration"] == pytest.approx(4.0, abs=0.05)
     assert page.locator("#strips .strip").count() == 4
     assert page.errors == [], "\n".join(page.errors)
+
+
+def test_six_stems_give_six_strips(browser, recording_page, sample_set, tmp_path, make_app,
+                                   serve, make_demucs_repo, artifacts):
+    """A six-stem model (htdemucs_6s's stem set): the page shows and mixes six strips."""
+    six = ("drums", "bass", "other", "vocals", "guitar", "piano")
+    repo = make_demucs_repo(tmp_path / "repo", name="tiny6", sources=six)
+    app = make_app(tmp_path / "data", sample_set, tmp_path / "models", demucs_repo=str(repo),
+                   demucs_model="tiny6", mixer_backend="demucs")
+    with serve(app) as url, recording_page(browser, viewport={"width": 1280,
+                                                               "height": 900}) as page:
+        page.goto(f"{url}/mixer.html")
+        page.wait_for_selector("#track-list li")
+        page.locator("#track-list li").first.click()
+        page.click("#separate")
+        page.wait_for_function("() => window.__mixer.snapshot().loaded", timeout=120000)
+        assert page.locator("#strips .strip").count() == 6
+        for stem in six:
+            assert page.is_visible(strip(stem))
+        page.click("#play")
+        page.wait_for_function("() => window.__mixer.snapshot().time > 0.3", timeout=20000)
+        page.screenshot(path=str(artifacts / "mixer-six-stems.png"))
+        assert page.errors == [], "\n".join(page.errors)

@@ -354,3 +354,41 @@ def test_auto_backend_fetches_demucs_in_the_job_or_falls_back(sample_set, tmp_pa
         assert r.status_code == 409 and "fetching is off" in r.json["error"]
     finally:
         shutdown(app)
+
+
+def test_a_six_stem_model_mixes_with_six_stems(sample_set, tmp_path, make_app,
+                                               make_demucs_repo):
+    """Whatever stems the model returns: a six-stem model (htdemucs_6s's drums, bass, other,
+    vocals, guitar, piano) gives six stems to hear, mix, export and save; suggestions keep the
+    two the network never learned at 0 dB, and a mix of them is saved but not learned from."""
+    six = ("drums", "bass", "other", "vocals", "guitar", "piano")
+    repo = make_demucs_repo(tmp_path / "repo", name="tiny6", sources=six)
+    app = make_app(tmp_path / "data", sample_set, tmp_path / "models", demucs_repo=str(repo),
+                   demucs_model="tiny6")
+    try:
+        client = app.test_client()
+        track = client.get("/api/tracks?per_page=1").json["items"][0]["id"]
+        r = client.post("/api/mixer/jobs", json={"track_id": track, "backend": "demucs"})
+        assert r.status_code == 202, r.json
+        job, _ = wait(client, r.json["id"], timeout=120)
+        assert job["state"] == "done", job
+        assert sorted(job["stems"]) == sorted(six)
+        assert client.get(job["stems"]["guitar"]["preview"]).status_code == 200
+        assert client.get(f"/api/mixer/jobs/{job['id']}/stems/banjo.ogg").status_code == 404
+        settings = {"gains": {"guitar": -6.0, "piano": 3.0}, "mutes": ["vocals"],
+                    "format": "wav16"}
+        mix = client.post(f"/api/mixer/jobs/{job['id']}/mix", json=settings)
+        assert mix.status_code == 200, mix.data[:200]
+        x, sr = sf.read(io.BytesIO(mix.data))
+        assert x.shape[1] == 2 and np.abs(x).max() > 1e-3
+        saved = client.post("/api/mixer/mixes", json={"job_id": job["id"], "name": "six",
+                                                       "settings": settings})
+        assert saved.status_code == 201, saved.json
+        bad = client.post("/api/mixer/mixes", json={"job_id": job["id"], "name": "x",
+                                                     "settings": {"gains": {"banjo": 1.0}}})
+        assert bad.status_code == 400 and "banjo" in bad.json["error"]
+        s = client.get(f"/api/mixer/jobs/{job['id']}/suggestions").json
+        assert sorted(s["gains"]) == sorted(six) and s["gains"]["guitar"] == 0.0
+        assert not s["trained"]                     # a six-stem mix teaches nothing yet
+    finally:
+        shutdown(app)
