@@ -230,8 +230,12 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
     os.fchmod(fd, file_mode())
     os.close(fd)
     try:
-        sf.write(tmp, audio.T, sr, format=_SAVE_FORMATS[ext], subtype=subtype,
-                 compression_level=compression_level)
+        # written in pieces: one-shot OGG/Vorbis writes of about a minute or more crash
+        # libsndfile's encoder (a segmentation fault of the whole process)
+        with sf.SoundFile(tmp, "w", sr, audio.shape[0], format=_SAVE_FORMATS[ext],
+                          subtype=subtype, compression_level=compression_level) as f:
+            for i in range(0, audio.shape[1], WRITE_BLOCK):
+                f.write(np.ascontiguousarray(audio[:, i:i + WRITE_BLOCK].T))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

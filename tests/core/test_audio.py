@@ -133,3 +133,20 @@ def test_stream_audio_refuses_what_load_audio_refuses(tmp_path):
     x = tone(seconds=0.0)
     with pytest.raises(AudioError, match="no audio samples"):
         list(stream_audio((x, 44100), 22050))
+
+
+def test_long_ogg_saves_without_crashing_the_process(tmp_path):
+    """A 90 s stereo OGG (a crossfade render with 30 s of context on both sides): written in
+    one piece, libsndfile's Vorbis encoder crashed the whole process (a segmentation fault),
+    so it runs in a child process here."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, soundfile as sf, sys\n"
+            "from deepaudio.core.audio import save_audio\n"
+            "x = (0.1 * np.random.default_rng(0).standard_normal((2, 90 * 44100)))"
+            ".astype(np.float32)\n"
+            "p = save_audio(sys.argv[1], x, 44100)\n"
+            "assert sf.info(str(p)).frames == x.shape[1]\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "long.ogg")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
