@@ -83,4 +83,5 @@ bench: models
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
 	$(PY) bench/nsynth.py
+	$(PY) bench/decode.py
 	$(PY) bench/tempo.py

@@ -1,0 +1,114 @@
+"""Decoding speed per format through the one loader, and the MP3 export.
+
+Prints the seconds to decode one minute of stereo 44.1 kHz music-like audio (the sample set's
+generator) with ``deepaudio.core.audio.load_audio`` for MP3, M4A (AAC), Opus, FLAC and OGG
+(Vorbis), against libsndfile read directly (soundfile) for the formats libsndfile reads: the
+baseline, measured in the same run. M4A goes through FFmpeg (PyAV); the others through
+libsndfile inside the loader. Then the seconds to export a 4-minute mix as MP3 through the
+mixer's export (libsndfile's LAME at its highest VBR quality) against PyAV's libmp3lame at
+its default and at a fast algorithm setting, with each decoded length against the mix's.
+
+    python bench/decode.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+import soxr
+from _timing import timed
+
+from deepaudio.core.audio import audio_info, load_audio, save_audio
+from deepaudio.data.samples import render_track
+from deepaudio.mixer.render import export_mix
+
+SR = 44100
+
+
+def music(seconds: float) -> np.ndarray:
+    stems, _ = render_track("Rock", 2, seed=0, seconds=30.0, sr=SR)
+    mix = sum(stems.values()).astype(np.float32)
+    reps = int(np.ceil(seconds / 30.0))
+    return np.tile(mix, (1, reps))[:, :int(seconds * SR)] * np.float32(0.5)
+
+
+def pyav_write(path: Path, audio: np.ndarray, sr: int, codec: str, container: str,
+               options: dict | None = None, bitrate: int | None = None) -> Path:
+    out = av.open(str(path), "w", format=container)
+    st = out.add_stream(codec, rate=sr, options=options or {})
+    st.layout = "stereo"
+    if bitrate:
+        st.bit_rate = bitrate
+    res = av.AudioResampler(format=st.format.name, layout="stereo", rate=sr)
+    for i in range(0, audio.shape[1], SR):
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + SR]), format="fltp",
+                                        layout="stereo")
+        fr.sample_rate, fr.pts, fr.time_base = sr, i, fractions.Fraction(1, sr)
+        for f in res.resample(fr):
+            for pkt in st.encode(f):
+                out.mux(pkt)
+    for f in res.resample(None):
+        for pkt in st.encode(f):
+            out.mux(pkt)
+    for pkt in st.encode(None):
+        out.mux(pkt)
+    out.close()
+    return path
+
+
+def best(fn, repeats: int) -> float:
+    return min(timed(fn) for _ in range(repeats))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-decode-"))
+    minute = music(60.0)
+    m48 = soxr.resample(minute.T, SR, 48000).T.astype(np.float32)     # Opus runs at 48 kHz
+    files = {
+        "MP3": save_audio(tmp / "a.mp3", minute, SR),
+        "M4A (AAC)": pyav_write(tmp / "a.m4a", minute, SR, "aac", "ipod", bitrate=192000),
+        "Opus": pyav_write(tmp / "a.opus", m48, 48000, "libopus", "ogg", bitrate=160000),
+        "FLAC": save_audio(tmp / "a.flac", minute, SR),
+        "OGG (Vorbis)": save_audio(tmp / "a.ogg", minute, SR),
+    }
+    print(f"one minute of stereo music; best of {args.repeats}; seconds")
+    print(f"{'format':<14}{'loader':>9}{'libsndfile':>12}{'ratio':>8}   backend")
+    for name, path in files.items():
+        ours = best(lambda p=path: load_audio(p, mono=False), args.repeats)
+        try:
+            base = best(lambda p=path: sf.read(str(p), dtype="float32"), args.repeats)
+            ratio = f"{base / ours:>7.2f}x"
+            base_s = f"{base:>12.3f}"
+        except Exception:
+            base_s, ratio = f"{'cannot':>12}", f"{'-':>8}"
+        print(f"{name:<14}{ours:>9.3f}{base_s}{ratio}   {audio_info(path).backend}")
+
+    mix = music(240.0)
+    n = mix.shape[1]
+    print("\na 4-minute stereo mix exported as MP3; seconds (decoded length vs the mix's)")
+    rows = []
+    old = timed(lambda: export_mix(tmp / "old.mp3", mix, SR, "mp3"))
+    rows.append(("mixer export (libsndfile LAME, VBR best)", old, tmp / "old.mp3"))
+    t = timed(lambda: pyav_write(tmp / "lame.mp3", mix, SR, "libmp3lame", "mp3",
+                                 options={"q": "2"}))
+    rows.append(("PyAV libmp3lame, default", t, tmp / "lame.mp3"))
+    t = timed(lambda: pyav_write(tmp / "fast.mp3", mix, SR, "libmp3lame", "mp3",
+                                 options={"compression_level": "7"}))
+    rows.append(("PyAV libmp3lame, compression_level 7", t, tmp / "fast.mp3"))
+    for name, seconds, path in rows:
+        y, _ = load_audio(path, mono=False)
+        print(f"{name:<42}{seconds:>7.2f}  {old / seconds:>5.2f}x   "
+              f"{y.shape[1] - n:+d} samples")
+
+
+if __name__ == "__main__":
+    main()
