@@ -21,6 +21,7 @@ from tqdm import tqdm
 from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.core.files import atomic_write_json
+from deepaudio.mixer.demucs_backend import models_help
 from deepaudio.mixer.evaluate import evaluate
 from deepaudio.mixer.jobs import run_worker
 from deepaudio.mixer.render import mix_settings, render_to_file
@@ -45,13 +46,16 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Stem separation, mixing and evaluation.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("separate", help="separate a song into drums, bass, other, vocals")
+    s = sub.add_parser("separate", help="separate a song into stems (drums, bass, other, "
+                       "vocals; six or two with some models and options)")
     s.add_argument("song")
     s.add_argument("-o", "--out", required=True, help="folder for the stems")
     s.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (default): demucs when its weights are here or can be fetched, "
                         "else dsp; the reason is printed")
-    s.add_argument("--model", default="htdemucs", help="Demucs model name or signature")
+    s.add_argument("--model", default="htdemucs",
+                   help=f"Demucs model name or signature: {models_help()}; with "
+                        "--two-stems vocals, any of them gives vocals + no_vocals")
     s.add_argument("--demucs-repo", help="local folder with Demucs weights (offline)")
     s.add_argument("--offline", action="store_true", default=None,
                    help="never fetch weights (also DEEPAUDIO_OFFLINE=1)")

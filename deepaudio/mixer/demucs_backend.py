@@ -88,6 +88,22 @@ def check_demucs_weights(model: str = "htdemucs", repo: str | os.PathLike | None
                           f"be downloaded offline (--offline or {OFFLINE_ENV}). {how}")
 
 
+MODEL_NOTES = {"htdemucs": "4 stems, the default", "htdemucs_ft": "4 stems, a bag of 4 "
+               "fine-tuned models (4x slower, better)", "htdemucs_6s": "6 stems: + guitar, piano",
+               "hdemucs_mmi": "4 stems, hybrid Demucs v3", "mdx_extra": "4 stems, MDX challenge"}
+
+
+def known_models() -> list[str]:
+    """The named models demucs ships tables for (fetched from the hub or its legacy repo)."""
+    from demucs.pretrained import REMOTE_ROOT
+    return sorted(p.stem for p in REMOTE_ROOT.glob("*.yaml"))
+
+
+def models_help() -> str:
+    return "; ".join(f"{m} ({MODEL_NOTES[m]})" if m in MODEL_NOTES else m
+                     for m in known_models())
+
+
 def weights_on_machine(model: str, repo: str | os.PathLike | None = None) -> bool:
     """Whether ``model`` loads without a download (from ``repo`` or either cache)."""
     try:

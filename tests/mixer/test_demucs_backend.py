@@ -125,3 +125,12 @@ def test_two_stems_keep_one_and_sum_the_rest(tiny_repo, song, tmp_path, capsys):
     assert mixer_cli.main(["separate", str(song[0]), "-o", str(tmp_path / "bad"), "--backend",
                            "dsp", "--two-stems", "guitar"]) == 2
     assert "the model's stems are drums, bass, other, vocals" in capsys.readouterr().err
+
+
+def test_separate_help_lists_the_models(capsys):
+    with pytest.raises(SystemExit):
+        mixer_cli.main(["separate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("htdemucs", "htdemucs_ft", "htdemucs_6s (6 stems: + guitar, piano)",
+                 "mdx_extra", "hdemucs_mmi", "--two-stems"):
+        assert name in out
