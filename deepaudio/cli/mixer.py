@@ -66,7 +66,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("mix", help="mix a stems folder into one file")
     m.add_argument("stems_dir")
-    m.add_argument("-o", "--out", required=True, help=".wav, .flac or .mp3")
+    m.add_argument("-o", "--out", required=True, help=".wav, .flac, .mp3 or .m4a (AAC)")
     m.add_argument("--gain", action="append", default=[], metavar="STEM=DB")
     m.add_argument("--pan", action="append", default=[], metavar="STEM=PAN")
     m.add_argument("--mute", action="append", default=[], metavar="STEM")
@@ -119,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "mix":
         out = Path(args.out)
         ext = out.suffix.lower()
-        fmt = {".wav": f"wav{args.bits}", ".flac": "flac", ".mp3": "mp3"}.get(ext)
+        fmt = {".wav": f"wav{args.bits}", ".flac": "flac", ".mp3": "mp3",
+               ".m4a": "m4a"}.get(ext)
         if fmt is None:
-            raise ConfigError(f"{out}: the mix must be .wav, .flac or .mp3")
+            raise ConfigError(f"{out}: the mix must be .wav, .flac, .mp3 or .m4a")
         settings = mix_settings({"gains": _assignments(args.gain, "gain"),
                                  "pans": _assignments(args.pan, "pan"), "mutes": args.mute,
                                  "solos": args.solo, "normalize": args.normalize,

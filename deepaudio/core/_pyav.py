@@ -137,3 +137,35 @@ def blocks(path: Path, frames: int, *, start: int = 0, stop: int | None = None
             raise PyAVError(f"decoding fails ({str(e).split(': ', 1)[-1].strip()})") from None
         if held:
             yield np.ascontiguousarray(np.concatenate(pending, axis=1))
+
+
+def write(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *,
+          codec: str = "aac", container: str = "ipod", bitrate: int = 256_000) -> None:
+    """Encode (C, n) float32 blocks with FFmpeg's ``codec`` into ``container`` at ``path``
+    (the caller renames it into place). The MP4 family records the encoder's priming and
+    padding in an edit list, so the file decodes back to the input's length."""
+    layout = "mono" if channels == 1 else "stereo"
+    out = av.open(str(path), "w", format=container)
+    try:
+        st = tp.cast("av.audio.stream.AudioStream", out.add_stream(codec, rate=sr))
+        st.layout = layout
+        st.bit_rate = bitrate
+        res = av.AudioResampler(format=st.format.name, layout=layout, rate=sr)
+        pts = 0
+        for block in blocks:
+            block = np.ascontiguousarray(block[:2] if channels > 1 else block[:1], np.float32)
+            if not block.shape[1]:
+                continue
+            fr = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            fr.sample_rate, fr.pts, fr.time_base = sr, pts, Fraction(1, sr)
+            pts += block.shape[1]
+            for f in res.resample(fr):
+                for pkt in st.encode(f):
+                    out.mux(pkt)
+        for f in res.resample(None):
+            for pkt in st.encode(f):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    finally:
+        out.close()

@@ -260,14 +260,25 @@ def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray],
                        compression_level: float | None = None) -> Path:
     """Write (C, n) blocks to one file atomically (temp file + rename), in bounded pieces.
 
-    The format follows the extension (.wav .flac .ogg .mp3). Unlike a one-shot write this
-    works on files of any length: nothing is held in memory but the current block.
+    The format follows the extension (.wav .flac .ogg .mp3, and .m4a: AAC through FFmpeg).
+    Unlike a one-shot write this works on files of any length: nothing is held in memory but
+    the current block.
     """
     path = Path(path)
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[path.suffix.lower()]
+    ext = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
+    if ext == ".m4a":               # AAC through FFmpeg (PyAV): libsndfile has no AAC
+        try:
+            _pyav.write(Path(tmp), blocks, sr, channels)
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[ext]
     try:
         with sf.SoundFile(tmp, "w", sr, channels, format=fmt, subtype=subtype,
                           compression_level=compression_level) as f:

@@ -45,8 +45,9 @@ from deepaudio.mixer.stems import StemFolder
 GAIN_MIN_DB, GAIN_MAX_DB = -60.0, 12.0
 NORMALIZE = ("none", "peak", "rescale", "lufs")
 FORMATS = {"wav16": (".wav", "PCM_16"), "wav24": (".wav", "PCM_24"), "flac": (".flac", "PCM_24"),
-           "mp3": (".mp3", None)}
-MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+           "mp3": (".mp3", None), "m4a": (".m4a", None)}
+MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+        ".m4a": "audio/mp4"}
 
 
 @dataclasses.dataclass
@@ -62,7 +63,7 @@ class MixSettings:
     ceiling_dbtp: float = -1.0             # true-peak ceiling for lufs (EBU R128: -1 dBTP)
     limiter: bool = True                   # lufs: limit peaks over the ceiling (false: lower
                                            # the whole gain instead, missing the target)
-    format: tp.Literal["wav16", "wav24", "flac", "mp3"] = "wav16"
+    format: tp.Literal["wav16", "wav24", "flac", "mp3", "m4a"] = "wav16"   # m4a: AAC
 
     def validate(self) -> None:
         for name, db in self.gains.items():
@@ -221,8 +222,9 @@ def render_to_file(stems: Source, sr: int, settings: MixSettings, path) -> dict:
 
 
 def export_mix(path, audio: np.ndarray, sr: int, fmt: str, plan: GainPlan | None = None):
-    """Write a rendered mix atomically in ``fmt`` (wav16, wav24, flac, mp3; MP3 at LAME's
-    highest VBR quality), applying ``plan`` block by block when given."""
+    """Write a rendered mix atomically in ``fmt`` (wav16, wav24, flac, mp3, m4a; MP3 at LAME's
+    highest VBR quality, M4A as 256 kb/s AAC through FFmpeg with its priming and padding in
+    the file), applying ``plan`` block by block when given."""
     ext, subtype = FORMATS[fmt]
     if Path(path).suffix.lower() != ext:
         raise ConfigError(f"{path}: a {fmt} mix must be saved as {ext}")

@@ -246,3 +246,22 @@ def test_render_memory_is_the_mix_and_its_loudness(tmp_path, long_song, peak_rss
     r = peak_rss(setup, warm=f"go({str(short)!r})", long=f"go({str(tmp_path / 'st')!r})")
     frames = sf.info(str(song)).frames
     assert r["long"] < 1.25 * 12 * frames / 2 ** 20, r
+
+
+def test_m4a_export_is_gapless_aac(tmp_path):
+    """M4A (AAC through FFmpeg): decodes back to the mix's length (the encoder's priming and
+    padding are in the file) and to the mix within AAC's tolerance."""
+    from deepaudio.core.audio import audio_info, load_audio
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.3 * SR)) / SR
+    audio = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 660 * t)
+                      + 0.01 * rng.standard_normal(t.size)]).astype(np.float32)
+    path = export_mix(tmp_path / "mix.m4a", audio, SR, "m4a")
+    assert audio_info(path).codec == "aac" and not list(tmp_path.glob(".*"))
+    y, sr = load_audio(path, mono=False)
+    assert sr == SR and abs(y.shape[1] - audio.shape[1]) <= 1024     # within one AAC frame
+    n = min(y.shape[1], audio.shape[1])
+    err = y[:, :n] - audio[:, :n]
+    assert 10 * np.log10((audio[:, :n] ** 2).mean() / (err ** 2).mean()) > 25
+    with pytest.raises(ConfigError, match=r"must be saved as \.m4a"):
+        export_mix(tmp_path / "mix.mp3", audio, SR, "m4a")
