@@ -14,16 +14,15 @@ its default and at a fast algorithm setting, with each decoded length against th
 from __future__ import annotations
 
 import argparse
-import fractions
 import tempfile
 from pathlib import Path
 
-import av
 import numpy as np
 import soundfile as sf
 import soxr
 from _timing import timed
 
+from deepaudio.core import _pyav
 from deepaudio.core.audio import audio_info, load_audio, save_audio
 from deepaudio.data.samples import render_track
 from deepaudio.mixer.render import export_mix
@@ -40,25 +39,10 @@ def music(seconds: float) -> np.ndarray:
 
 def pyav_write(path: Path, audio: np.ndarray, sr: int, codec: str, container: str,
                options: dict | None = None, bitrate: int | None = None) -> Path:
-    out = av.open(str(path), "w", format=container)
-    st = out.add_stream(codec, rate=sr, options=options or {})
-    st.layout = "stereo"
-    if bitrate:
-        st.bit_rate = bitrate
-    res = av.AudioResampler(format=st.format.name, layout="stereo", rate=sr)
-    for i in range(0, audio.shape[1], SR):
-        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + SR]), format="fltp",
-                                        layout="stereo")
-        fr.sample_rate, fr.pts, fr.time_base = sr, i, fractions.Fraction(1, sr)
-        for f in res.resample(fr):
-            for pkt in st.encode(f):
-                out.mux(pkt)
-    for f in res.resample(None):
-        for pkt in st.encode(f):
-            out.mux(pkt)
-    for pkt in st.encode(None):
-        out.mux(pkt)
-    out.close()
+    """Encode with FFmpeg through the loader's own PyAV writer, one second per block."""
+    _pyav.write(path, (audio[:, i:i + SR] for i in range(0, audio.shape[1], SR)), sr,
+                audio.shape[0], codec=codec, container=container, bitrate=bitrate,
+                options=options)
     return path
 
 

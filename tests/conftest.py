@@ -357,16 +357,19 @@ class FileHost:
             def log_message(self, *args):
                 pass
 
+            def not_found(self):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                for k, v in host.not_found_headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+
             def do_HEAD(self):
                 path = self.path.split("?")[0]
                 host.requests.append((f"HEAD {path}", None))
                 body = host.files.get(path)
                 if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    for k, v in host.not_found_headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
+                    self.not_found()
                     return
                 self.send_response(200)
                 self.send_header("ETag", f'"{hashlib.sha1(body).hexdigest()[:16]}"')
@@ -380,11 +383,7 @@ class FileHost:
                 host.requests.append((path, self.headers.get("Range")))
                 body = host.files.get(path)
                 if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    for k, v in host.not_found_headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
+                    self.not_found()
                     return
                 etag = f'"{hashlib.sha1(body).hexdigest()[:16]}"'
                 start, status = 0, 200

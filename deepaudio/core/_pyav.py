@@ -140,16 +140,20 @@ def blocks(path: Path, frames: int, *, start: int = 0, stop: int | None = None
 
 
 def write(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *,
-          codec: str = "aac", container: str = "ipod", bitrate: int = 256_000) -> None:
-    """Encode (C, n) float32 blocks with FFmpeg's ``codec`` into ``container`` at ``path``
-    (the caller renames it into place). The MP4 family records the encoder's priming and
-    padding in an edit list, so the file decodes back to the input's length."""
+          codec: str = "aac", container: str = "ipod", bitrate: int | None = 256_000,
+          options: dict[str, str] | None = None) -> None:
+    """Encode (C, n) float32 blocks with FFmpeg's ``codec`` (and its ``options``) into
+    ``container`` at ``path`` (the caller renames it into place). The MP4 family records the
+    encoder's priming and padding in an edit list, so the file decodes back to the input's
+    length."""
     layout = "mono" if channels == 1 else "stereo"
     out = av.open(str(path), "w", format=container)
     try:
-        st = tp.cast("av.audio.stream.AudioStream", out.add_stream(codec, rate=sr))
+        st = tp.cast("av.audio.stream.AudioStream",
+                     out.add_stream(codec, rate=sr, options=options or {}))
         st.layout = layout
-        st.bit_rate = bitrate
+        if bitrate:
+            st.bit_rate = bitrate
         res = av.AudioResampler(format=st.format.name, layout=layout, rate=sr)
         pts = 0
         for block in blocks:

@@ -269,22 +269,16 @@ def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray],
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
-    if ext == ".m4a":               # AAC through FFmpeg (PyAV): libsndfile has no AAC
-        try:
-            _pyav.write(Path(tmp), blocks, sr, channels)
-            os.chmod(tmp, file_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[ext]
     try:
-        with sf.SoundFile(tmp, "w", sr, channels, format=fmt, subtype=subtype,
-                          compression_level=compression_level) as f:
-            for block in blocks:
-                for i in range(0, block.shape[-1], WRITE_BLOCK):
-                    f.write(np.ascontiguousarray(block[:, i:i + WRITE_BLOCK].T))
+        if ext == ".m4a":           # AAC through FFmpeg (PyAV): libsndfile has no AAC
+            _pyav.write(Path(tmp), blocks, sr, channels)
+        else:
+            fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[ext]
+            with sf.SoundFile(tmp, "w", sr, channels, format=fmt, subtype=subtype,
+                              compression_level=compression_level) as f:
+                for block in blocks:
+                    for i in range(0, block.shape[-1], WRITE_BLOCK):
+                        f.write(np.ascontiguousarray(block[:, i:i + WRITE_BLOCK].T))
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
