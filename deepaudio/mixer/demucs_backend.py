@@ -104,6 +104,33 @@ def models_help() -> str:
                      for m in known_models())
 
 
+_REACHABLE: dict[tuple[str, str], tuple[float, bool]] = {}
+REACHABLE_TTL_S = 300.0
+
+
+def hub_reachable(model: str, timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``) answers for ``model``'s bag right now:
+    a HEAD request, remembered for ``REACHABLE_TTL_S`` seconds, so that ``auto`` does not
+    choose Demucs on a machine that cannot fetch it (no network, a proxy, a firewall)."""
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    key = (endpoint or "", model)
+    now = time.monotonic()
+    if key in _REACHABLE and now - _REACHABLE[key][0] < REACHABLE_TTL_S:
+        return _REACHABLE[key][1]
+    try:
+        repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(model)}"
+        get_hf_file_metadata(hf_hub_url(repo_id, f"{model}.yaml", endpoint=endpoint),
+                             timeout=timeout)
+        ok = True
+    except Exception as e:          # an answer that the model is not there is an answer
+        ok = type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError",
+                                  "RemoteEntryNotFoundError", "RevisionNotFoundError")
+    _REACHABLE[key] = (now, ok)
+    return ok
+
+
 def weights_on_machine(model: str, repo: str | os.PathLike | None = None) -> bool:
     """Whether ``model`` loads without a download (from ``repo`` or either cache)."""
     try:

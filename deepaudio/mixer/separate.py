@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deepaudio.core.audio import AudioError, audio_info
 from deepaudio.core.download import offline_requested
-from deepaudio.mixer.demucs_backend import demucs_separate, weights_on_machine
+from deepaudio.mixer.demucs_backend import demucs_separate, hub_reachable, weights_on_machine
 from deepaudio.mixer.dsp_backend import dsp_separate
 from deepaudio.mixer.stems import ProgressFn, SeparationError, StemWriter
 
@@ -18,12 +18,15 @@ BACKENDS = ("auto", "demucs", "dsp")
 def choose_backend(model: str = "htdemucs", repo: str | os.PathLike | None = None, *,
                    offline: bool | None = None) -> tuple[str, str]:
     """What ``auto`` runs, and why: demucs when its weights are here (``repo`` or a cache)
-    or may be fetched (online), the DSP backend otherwise."""
+    or may be fetched (online, and the hub answers), the DSP backend otherwise."""
     if weights_on_machine(model, repo):
         return "demucs", f"the weights of {model} are on this machine"
-    if repo is None and not offline_requested(offline):
-        return "demucs", f"the weights of {model} will be fetched (online)"
     where = f"in {repo}" if repo is not None else "on this machine"
+    if repo is None and not offline_requested(offline):
+        if hub_reachable(model):
+            return "demucs", f"the weights of {model} will be fetched (online)"
+        return "dsp", (f"the weights of {model} are not {where} and the Hugging Face hub "
+                       "cannot be reached; the DSP separator ran instead")
     return "dsp", (f"the weights of {model} are not {where} and fetching is off "
                    "(--offline); the DSP separator ran instead")
 

@@ -102,3 +102,7 @@ def test_auto_backend_fetches_online_and_falls_back_offline(demucs_hub, song, tm
     # a fetch that fails (the hub has no such model): dsp, with why
     m = separate(song[0], tmp_path / "gone", backend="auto", model="othermodel")
     assert m["backend"] == "dsp" and "Demucs failed (unknown Demucs model" in m["backend_reason"]
+    # a hub that cannot be reached (no network, a firewall): dsp at once, with why
+    demucs_hub.stop()
+    m = separate(song[0], tmp_path / "down", backend="auto", model="thirdmodel")
+    assert m["backend"] == "dsp" and "cannot be reached" in m["backend_reason"]
