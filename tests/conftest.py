@@ -183,6 +183,16 @@ def make_app():
 SIX_STEMS = ("drums", "bass", "other", "vocals", "guitar", "piano")     # htdemucs_6s's
 
 
+def _tiny_htdemucs(sources: tp.Sequence[str], *, seed: int):
+    """A randomly initialised HTDemucs of ~70 k parameters with 2 s segments."""
+    from demucs.htdemucs import HTDemucs
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HTDemucs(list(sources), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
+                        t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+
+
 def _tiny_demucs_repo(folder: Path, name: str = "tinyht",
                       sources: tuple[str, ...] = STEMS) -> Path:
     """A randomly initialised HTDemucs (70 k parameters, 2 s segments) saved exactly as demucs
@@ -191,11 +201,7 @@ def _tiny_demucs_repo(folder: Path, name: str = "tinyht",
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state, save_with_checksum
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = HTDemucs(list(sources), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
-                         t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+    model = _tiny_htdemucs(sources, seed=0)
     args, kwargs = model._init_args_kwargs
     sig = "0a1b2c3d" if len(sources) == 4 else f"0a1b2c{len(sources):02d}"
     save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
@@ -491,13 +497,8 @@ HUB_MODEL, HUB_SIG, HUB_REPO = "tinyhub", "5e1f0c2b", "adefossez/Demucs-tinyhub"
 
 def _safetensors_model() -> bytes:
     """A tiny HTDemucs saved as demucs' hub export does: tensors plus klass/args/kwargs."""
-    from demucs.htdemucs import HTDemucs
     from safetensors.torch import save
-    torch.manual_seed(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = HTDemucs(list(STEMS), channels=8, depth=4, nfft=1024, segment=2, t_layers=1,
-                         t_heads=2, t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4)
+    model = _tiny_htdemucs(STEMS, seed=1)
     args, kwargs = model._init_args_kwargs
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     return save(state, metadata={"klass": "demucs.htdemucs.HTDemucs", "args": json.dumps(args),

@@ -35,6 +35,14 @@ def snap(page) -> dict:
     return page.evaluate("() => window.__crossfade.snapshot()")
 
 
+def click_render(page):
+    """Press Render; the answer to the first POST /api/crossfade."""
+    with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
+                              and r.request.method == "POST") as answer:
+        page.click("#render")
+    return answer.value
+
+
 def wave_pixels(page) -> np.ndarray:
     png = page.locator("#wave").screenshot()
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
@@ -58,10 +66,7 @@ def test_pick_render_draw_and_play(page, server, artifacts):
     page.fill("#seconds", "2")
     page.fill("#context", "1.5")
     page.select_option("#compare", "linear")
-    with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
-                              and r.request.method == "POST") as first:
-        page.click("#render")
-    assert first.value.status == 200
+    assert click_render(page).status == 200
     page.wait_for_function("() => window.__crossfade.snapshot().results.length === 2",
                            timeout=60000)
     s = snap(page)
@@ -112,10 +117,7 @@ def test_pick_render_draw_and_play(page, server, artifacts):
     page.screenshot(path=str(artifacts / "crossfade.png"))
 
     # the same request again is served from the cache
-    with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
-                              and r.request.method == "POST") as again:
-        page.click("#render")
-    assert again.value.json()["cached"] is True
+    assert click_render(page).json()["cached"] is True
     page.wait_for_function("() => !window.__crossfade.snapshot().rendering")
     assert page.errors == [], "\n".join(page.errors)
 
@@ -185,10 +187,7 @@ def test_neural_fade_with_the_imported_nsynth_checkpoint(browser, recording_page
         page.select_option("#style", "neural|nsynth|linear")
         page.fill("#seconds", "0.3")
         page.fill("#context", "1")
-        with page.expect_response(lambda r: r.url.endswith("/api/crossfade")
-                                  and r.request.method == "POST") as first:
-            page.click("#render")
-        assert first.value.status == 202                  # a job, not a render in the request
+        assert click_render(page).status == 202           # a job, not a render in the request
         page.wait_for_function("() => window.__crossfade.snapshot().results.length === 1",
                                timeout=120000)
         s = snap(page)

@@ -125,6 +125,20 @@ def tl_id(page) -> str:
     return page.evaluate("() => window.__playground.state.track.id")
 
 
+def upload_and_play(page, server, path, title: str, *, seconds: float) -> None:
+    """Upload ``path`` on the visualizer page: it becomes the current track, its timeline
+    covers the song, and playing it moves the clock."""
+    page.goto(server + "/")
+    page.wait_for_selector("#track-list li")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
+    assert title in page.inner_text("#current-track")
+    tl = page.evaluate("() => window.__playground.state.timeline")
+    assert tl["duration"] == pytest.approx(seconds, abs=0.05) and len(tl["frames"]) > 100
+    page.click("#play")
+    page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+
+
 def test_upload_and_visualize(page, server, tmp_path):
     import soundfile as sf
     sr = 22050
@@ -132,15 +146,7 @@ def test_upload_and_visualize(page, server, tmp_path):
     song = 0.3 * np.sin(2 * np.pi * (220 + 60 * t) * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
     path = tmp_path / "My upload.flac"
     sf.write(path, song, sr)
-    page.goto(server + "/")
-    page.wait_for_selector("#track-list li")
-    page.set_input_files("#upload", str(path))
-    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
-    assert "My upload" in page.inner_text("#current-track")
-    tl = page.evaluate("() => window.__playground.state.timeline")
-    assert tl["duration"] == pytest.approx(4.0, abs=0.05) and len(tl["frames"]) > 100
-    page.click("#play")
-    page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+    upload_and_play(page, server, path, "My upload", seconds=4.0)
     # the upload is listed with a remove button; confirming takes it off the list
     row = f"#track-list li[data-id='{tl_id(page)}']"
     assert page.is_visible(f"{row} .track-remove")
@@ -199,13 +205,5 @@ def test_m4a_and_opus_uploads_play_and_visualize(page, server, tmp_path, pyav_en
     song = 0.3 * np.sin(2 * np.pi * (220 + 60 * t) * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
     path = pyav_encode(tmp_path / name, np.stack([song, song]).astype(np.float32), sr, codec,
                        container=container)
-    page.goto(server + "/")
-    page.wait_for_selector("#track-list li")
-    page.set_input_files("#upload", str(path))
-    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
-    assert "Library song" in page.inner_text("#current-track")
-    tl = page.evaluate("() => window.__playground.state.timeline")
-    assert tl["duration"] == pytest.approx(4.0, abs=0.05) and len(tl["frames"]) > 100
-    page.click("#play")
-    page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+    upload_and_play(page, server, path, "Library song", seconds=4.0)
     assert page.errors == [], "\n".join(page.errors)
