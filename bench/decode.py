@@ -4,9 +4,10 @@ Prints the seconds to decode one minute of stereo 44.1 kHz music-like audio (the
 generator) with ``deepaudio.core.audio.load_audio`` for MP3, M4A (AAC), Opus, FLAC and OGG
 (Vorbis), against libsndfile read directly (soundfile) for the formats libsndfile reads: the
 baseline, measured in the same run. M4A goes through FFmpeg (PyAV); the others through
-libsndfile inside the loader. Then the seconds to export a 4-minute mix as MP3 through the
-mixer's export (libsndfile's LAME at its highest VBR quality) against PyAV's libmp3lame at
-its default and at a fast algorithm setting, with each decoded length against the mix's.
+libsndfile inside the loader. Then the seconds to export a 4-minute mix as MP3 at LAME's
+highest VBR quality (-V 0): the old path (libsndfile's LAME, one run) against the new writer
+(PyAV's LAME on frame-aligned chunks, one core and all cores), with each decoded length
+against the mix's.
 
     python bench/decode.py [--repeats 3]
 """
@@ -14,6 +15,7 @@ its default and at a fast algorithm setting, with each decoded length against th
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -78,16 +80,24 @@ def main() -> None:
 
     mix = music(240.0)
     n = mix.shape[1]
-    print("\na 4-minute stereo mix exported as MP3; seconds (decoded length vs the mix's)")
-    rows = []
-    old = timed(lambda: export_mix(tmp / "old.mp3", mix, SR, "mp3"))
-    rows.append(("mixer export (libsndfile LAME, VBR best)", old, tmp / "old.mp3"))
-    t = timed(lambda: pyav_write(tmp / "lame.mp3", mix, SR, "libmp3lame", "mp3",
-                                 options={"q": "2"}))
-    rows.append(("PyAV libmp3lame, default", t, tmp / "lame.mp3"))
-    t = timed(lambda: pyav_write(tmp / "fast.mp3", mix, SR, "libmp3lame", "mp3",
-                                 options={"compression_level": "7"}))
-    rows.append(("PyAV libmp3lame, compression_level 7", t, tmp / "fast.mp3"))
+    cores = os.cpu_count() or 1
+    print(f"\na 4-minute stereo mix exported as MP3 (LAME -V 0); seconds "
+          f"(decoded length vs the mix's); {cores} cores")
+
+    def old_path(path: Path) -> None:      # what the mixer did before: libsndfile's LAME
+        with sf.SoundFile(str(path), "w", SR, 2, format="MP3", compression_level=0.0) as f:
+            for i in range(0, n, 10 * SR):
+                f.write(np.ascontiguousarray(mix[:, i:i + 10 * SR].T))
+
+    old = timed(lambda: old_path(tmp / "old.mp3"))
+    rows = [("old: libsndfile's LAME, one run", old, tmp / "old.mp3")]
+    for workers in sorted({1, cores}):
+        path = tmp / f"new{workers}.mp3"
+        t = timed(lambda p=path, w=workers: _pyav.write_mp3(
+            p, (mix[:, i:i + SR] for i in range(0, n, SR)), SR, 2, workers=w))
+        rows.append((f"new: PyAV's LAME, chunks on {workers} core{'s' * (workers > 1)}", t, path))
+    t = timed(lambda: export_mix(tmp / "export.mp3", mix, SR, "mp3"))
+    rows.append(("the mixer's export (new, all cores)", t, tmp / "export.mp3"))
     for name, seconds, path in rows:
         y, _ = load_audio(path, mono=False)
         print(f"{name:<42}{seconds:>7.2f}  {old / seconds:>5.2f}x   "

@@ -173,3 +173,105 @@ def write(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *
             out.mux(pkt)
     finally:
         out.close()
+
+
+MP3_FRAME = 1152                # samples per MPEG-1 Layer III frame
+MP3_CHUNK = 768 * MP3_FRAME     # ~20 s at 44.1 kHz per encoder run
+MP3_MARGIN = 16 * MP3_FRAME     # context encoded and dropped on each side of a chunk
+
+
+def _mp3_context(sr: int, layout: str, vbr_quality: int, algorithm: int, ctx=None):
+    ctx = ctx or av.CodecContext.create("libmp3lame", "w")
+    ctx.sample_rate, ctx.layout, ctx.format = sr, layout, "fltp"
+    ctx.flags = ctx.flags | av.codec.context.Flags.qscale          # VBR: -V vbr_quality
+    ctx.global_quality = vbr_quality * 118                          # FF_QP2LAMBDA
+    # no bit reservoir: each frame holds its own bits, so frames from separate runs join
+    ctx.options = {"compression_level": str(algorithm), "reservoir": "0"}
+    return ctx
+
+
+def _mp3_run(audio: np.ndarray, sr: int, layout: str, vbr_quality: int, algorithm: int,
+             first: int, count: int | None, ctx=None) -> list:
+    """Encode ``audio`` and keep frames ``[first, first + count)`` (all from ``first`` when
+    ``count`` is None), with ``ctx`` when given (the stream's own encoder, for the first
+    chunk: the muxer takes the encoder delay from it). Runs in a worker thread: libmp3lame
+    runs without the GIL."""
+    if ctx is None:
+        ctx = _mp3_context(sr, layout, vbr_quality, algorithm)
+        ctx.open()
+    packets = []
+    for i in range(0, audio.shape[1], sr):
+        block = np.ascontiguousarray(audio[:, i:i + sr])
+        fr = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+        fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
+        packets += ctx.encode(fr)
+    packets += ctx.encode(None)
+    return packets[first:] if count is None else packets[first:first + count]
+
+
+def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *,
+              vbr_quality: int = 0, algorithm: int = 5, workers: int | None = None) -> None:
+    """Encode (C, n) float32 blocks as VBR MP3 (LAME ``-V vbr_quality -q algorithm``) at
+    ``path`` on ``workers`` cores (default: all) with a LAME/Xing header that records the
+    encoder delay and the padding, so the file decodes to the input's length.
+
+    The song is cut into ~20 s chunks on MP3's frame grid. Each chunk is encoded by its own
+    LAME run that also sees 16 frames of the audio before and after it (so its frames come out
+    of the same encoder state and look-ahead as one long run's would) and keeps only its own
+    frames; without the bit reservoir every frame is self-contained, so the chunks' frames
+    join into one stream as if one encoder had made it. Memory: a few chunks."""
+    import collections
+    import concurrent.futures
+    import os
+
+    layout = "mono" if channels == 1 else "stereo"
+    workers = max(1, workers or os.cpu_count() or 1)
+    out = av.open(str(path), "w", format="mp3")
+    try:
+        st = out.add_stream("libmp3lame", rate=sr)
+        st.layout = layout
+        _mp3_context(sr, layout, vbr_quality, algorithm, st.codec_context)
+        pending: collections.deque = collections.deque()
+        frame_no = 0
+
+        def mux(fut) -> None:
+            nonlocal frame_no
+            for pkt in fut.result():
+                pkt.stream = st
+                pkt.pts = pkt.dts = frame_no * MP3_FRAME
+                pkt.time_base = Fraction(1, sr)
+                frame_no += 1
+                out.mux(pkt)
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            buf = np.zeros((channels, 0), np.float32)    # audio from (start - head)
+            start = head = 0                              # chunk start; context kept before it
+            ended = False
+            it = iter(blocks)
+            while not ended:
+                while buf.shape[1] < head + MP3_CHUNK + MP3_MARGIN:
+                    block = next(it, None)
+                    if block is None:
+                        ended = True
+                        break
+                    block = np.asarray(block[:channels], np.float32)
+                    buf = np.concatenate([buf, block], axis=1) if block.shape[1] else buf
+                if ended and buf.shape[1] <= head:
+                    break
+                last = ended and buf.shape[1] <= head + MP3_CHUNK + MP3_MARGIN
+                n = buf.shape[1] if last else head + MP3_CHUNK + MP3_MARGIN
+                pending.append(pool.submit(
+                    _mp3_run, buf[:, :n].copy(), sr, layout, vbr_quality, algorithm,
+                    head // MP3_FRAME, None if last else MP3_CHUNK // MP3_FRAME,
+                    None if start else st.codec_context))
+                while len(pending) > workers:
+                    mux(pending.popleft())
+                if last:
+                    break
+                start += MP3_CHUNK
+                keep = head + MP3_CHUNK - MP3_MARGIN
+                buf, head = buf[:, keep:], MP3_MARGIN
+            while pending:
+                mux(pending.popleft())
+    finally:
+        out.close()

@@ -1,13 +1,14 @@
 """Audio I/O in one place: decode, downmix/upmix, resample, save.
 
 Arrays are float32 shaped ``(channels, samples)`` and travel with their sample rate. Decoding
-is libsndfile through soundfile (WAV, FLAC, AIFF, OGG/Vorbis/Opus, MP3 via mpg123/LAME) and,
+is libsndfile through soundfile (WAV, FLAC, AIFF, OGG/Vorbis/Opus, MP3 via mpg123) and,
 for everything else a music library holds, FFmpeg through PyAV (AAC and ALAC in M4A/MP4,
 WebM/Matroska, WMA, raw AAC, the audio track of MP4/MKV/MOV videos; :mod:`._pyav`): a file
 libsndfile cannot open goes to FFmpeg, by content, whatever its name. Resampling is soxr's
 high-quality mode (the same engine librosa uses by default). Anything a user can get wrong, a
 missing, empty, corrupt or non-audio file, a video without sound, raises :class:`AudioError`
-naming the file and the reason.
+naming the file and the reason. Saving is libsndfile for WAV, FLAC and OGG, and FFmpeg's
+encoders for MP3 (LAME on all cores, gapless) and M4A (AAC).
 """
 
 from __future__ import annotations
@@ -225,22 +226,10 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, *,
         subtype = _SUBTYPES[sample_format]
         if ext == ".flac" and subtype == "FLOAT":
             raise AudioError(path, "FLAC cannot store float samples; use pcm16 or pcm24")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=ext)
-    os.fchmod(fd, file_mode())
-    os.close(fd)
-    try:
-        # written in pieces: one-shot OGG/Vorbis writes of about a minute or more crash
-        # libsndfile's encoder (a segmentation fault of the whole process)
-        with sf.SoundFile(tmp, "w", sr, audio.shape[0], format=_SAVE_FORMATS[ext],
-                          subtype=subtype, compression_level=compression_level) as f:
-            for i in range(0, audio.shape[1], WRITE_BLOCK):
-                f.write(np.ascontiguousarray(audio[:, i:i + WRITE_BLOCK].T))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_audio_blocks(path, (audio[:, i:i + WRITE_BLOCK]
+                                     for i in range(0, audio.shape[1], WRITE_BLOCK)),
+                              sr, audio.shape[0], subtype=subtype,
+                              compression_level=compression_level)
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
@@ -252,7 +241,10 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
                   if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
                   and not p.name.startswith("."))
 
-WRITE_BLOCK = 10 * 44100        # frames per soundfile write: one-shot OGG writes of ~60 s
+
+MP3_DEFAULT_LEVEL = 2 / 9       # compression level 0..1 -> LAME -V 0..9; default -V 2
+WRITE_BLOCK = 10 * 44100        # frames per soundfile write: one-shot OGG/Vorbis writes of
+                                # about a minute crash libsndfile's encoder (a segfault)
 
 
 def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray], sr: int,
@@ -272,8 +264,11 @@ def write_audio_blocks(path: str | os.PathLike, blocks: tp.Iterable[np.ndarray],
     try:
         if ext == ".m4a":           # AAC through FFmpeg (PyAV): libsndfile has no AAC
             _pyav.write(Path(tmp), blocks, sr, channels)
+        elif ext == ".mp3":         # LAME through FFmpeg (PyAV), on every core, gapless
+            _pyav.write_mp3(Path(tmp), blocks, sr, channels, vbr_quality=round(
+                9 * (MP3_DEFAULT_LEVEL if compression_level is None else compression_level)))
         else:
-            fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[ext]
+            fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[ext]
             with sf.SoundFile(tmp, "w", sr, channels, format=fmt, subtype=subtype,
                               compression_level=compression_level) as f:
                 for block in blocks:

@@ -223,8 +223,8 @@ def render_to_file(stems: Source, sr: int, settings: MixSettings, path) -> dict:
 
 def export_mix(path, audio: np.ndarray, sr: int, fmt: str, plan: GainPlan | None = None):
     """Write a rendered mix atomically in ``fmt`` (wav16, wav24, flac, mp3, m4a; MP3 at LAME's
-    highest VBR quality, M4A as 256 kb/s AAC through FFmpeg with its priming and padding in
-    the file), applying ``plan`` block by block when given."""
+    highest VBR quality on all cores, M4A as 256 kb/s AAC through FFmpeg with its priming and
+    padding in the file), applying ``plan`` block by block when given."""
     ext, subtype = FORMATS[fmt]
     if Path(path).suffix.lower() != ext:
         raise ConfigError(f"{path}: a {fmt} mix must be saved as {ext}")
