@@ -194,19 +194,24 @@ def _tiny_htdemucs(sources: tp.Sequence[str], *, seed: int):
 
 
 def _tiny_demucs_repo(folder: Path, name: str = "tinyht",
-                      sources: tuple[str, ...] = STEMS) -> Path:
+                      sources: tuple[str, ...] = STEMS, *, bag: int = 1) -> Path:
     """A randomly initialised HTDemucs (70 k parameters, 2 s segments) saved exactly as demucs
     expects a local repo: ``<sig>-<sha256[:8]>.th`` (klass/args/kwargs/state) + ``<name>.yaml``;
-    ``sources`` gives it another stem set (``SIX_STEMS``: htdemucs_6s's)."""
+    ``sources`` gives it another stem set (``SIX_STEMS``: htdemucs_6s's); ``bag`` models of
+    different seeds make a bag."""
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state, save_with_checksum
     folder.mkdir(parents=True, exist_ok=True)
-    model = _tiny_htdemucs(sources, seed=0)
-    args, kwargs = model._init_args_kwargs
-    sig = "0a1b2c3d" if len(sources) == 4 else f"0a1b2c{len(sources):02d}"
-    save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
-                        "state": get_state(model, None, half=False)}, folder / f"{sig}.th")
-    (folder / f"{name}.yaml").write_text(f"models: ['{sig}']\n")
+    sigs = []
+    for k in range(bag):
+        model = _tiny_htdemucs(sources, seed=k)
+        args, kwargs = model._init_args_kwargs
+        sig = ("0a1b2c3d" if len(sources) == 4 else f"0a1b2c{len(sources):02d}")
+        sig = sig if bag == 1 else f"{name[:6]}{k:02d}"
+        save_with_checksum({"klass": HTDemucs, "args": args, "kwargs": kwargs,
+                            "state": get_state(model, None, half=False)}, folder / f"{sig}.th")
+        sigs.append(sig)
+    (folder / f"{name}.yaml").write_text(f"models: {sigs}\n")
     return folder
 
 
@@ -493,12 +498,15 @@ def pyav_encode():
 
 # the model the stand-in hub serves
 HUB_MODEL, HUB_SIG, HUB_REPO = "tinyhub", "5e1f0c2b", "adefossez/Demucs-tinyhub"
+HUB_BAG, HUB_BAG_SIGS = "tinybag", ("ba90000a", "ba90000b")
+HUB_BAG_REPO = "adefossez/Demucs-tinybag"
+LEGACY_MODEL = "tinyold"           # only in demucs' legacy repo (its tables name it)
 
 
-def _safetensors_model() -> bytes:
+def _safetensors_model(seed: int = 1) -> bytes:
     """A tiny HTDemucs saved as demucs' hub export does: tensors plus klass/args/kwargs."""
     from safetensors.torch import save
-    model = _tiny_htdemucs(STEMS, seed=1)
+    model = _tiny_htdemucs(STEMS, seed=seed)
     args, kwargs = model._init_args_kwargs
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     return save(state, metadata={"klass": "demucs.htdemucs.HTDemucs", "args": json.dumps(args),
@@ -509,8 +517,10 @@ def _safetensors_model() -> bytes:
 def demucs_hub(file_host, monkeypatch, tmp_path):
     """A stand-in for the Hugging Face hub (``HF_ENDPOINT``) serving a tiny randomly
     initialised HTDemucs in the hub's layout as Demucs model ``tinyhub``
-    (``adefossez/Demucs-tinyhub``: ``tinyhub.yaml`` + one ``.safetensors``, SHA-256 ETag); an
-    empty Hugging Face cache and torch hub dir, and no loaded models."""
+    (``adefossez/Demucs-tinyhub``: ``tinyhub.yaml`` + one ``.safetensors``, SHA-256 ETag) and a
+    bag of two as ``tinybag``; and for demucs' legacy repo, serving the bag ``tinyold`` (two
+    ``<sig>-<sha256[:8]>.th``) that demucs' tables (patched) list; an empty Hugging Face cache
+    and torch hub dir, and no loaded models."""
     import huggingface_hub.constants as hf_constants
 
     from deepaudio.mixer import demucs_backend
@@ -518,6 +528,26 @@ def demucs_hub(file_host, monkeypatch, tmp_path):
     base = f"/{HUB_REPO}/resolve/main"
     file_host.files[f"{base}/{HUB_MODEL}.yaml"] = f"models: ['{HUB_SIG}']\n".encode()
     file_host.files[f"{base}/{HUB_SIG}.safetensors"] = weights
+    # a bag of two models on the hub, as htdemucs_ft is a bag of four
+    bag_base = f"/{HUB_BAG_REPO}/resolve/main"
+    file_host.files[f"{bag_base}/{HUB_BAG}.yaml"] = f"models: {list(HUB_BAG_SIGS)}\n".encode()
+    for k, sig in enumerate(HUB_BAG_SIGS):
+        file_host.files[f"{bag_base}/{sig}.safetensors"] = _safetensors_model(seed=2 + k)
+    # demucs' legacy repo: its tables (a copy of demucs' own, plus a bag the hub does not
+    # have) point at the stand-in, which serves <sig>-<sha256[:8]>.th files
+    import demucs.pretrained as pretrained
+    tables = tmp_path / "demucs-remote"
+    shutil.copytree(pretrained.REMOTE_ROOT, tables)
+    legacy = _tiny_demucs_repo(tmp_path / "legacy-files", LEGACY_MODEL, bag=2)
+    names = sorted(p.name for p in legacy.glob("*.th"))
+    for name in names:
+        file_host.files[f"/legacy/{name}"] = (legacy / name).read_bytes()
+    with open(tables / "files.txt", "a") as f:
+        f.write("\nroot: legacy/\n" + "\n".join(names) + "\n")
+    shutil.copy(legacy / f"{LEGACY_MODEL}.yaml", tables)
+    monkeypatch.setattr(pretrained, "REMOTE_ROOT", tables)
+    monkeypatch.setattr(pretrained, "ROOT_URL", f"{file_host.url}/")
+    file_host.legacy_files = names
 
     def headers(path, body):
         out = {"X-Repo-Commit": "0123456789abcdef0123456789abcdef01234567"}

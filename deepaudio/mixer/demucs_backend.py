@@ -104,7 +104,7 @@ def models_help() -> str:
                      for m in known_models())
 
 
-_REACHABLE: dict[tuple[str, str], tuple[float, bool]] = {}
+_REACHABLE: dict[tp.Any, tuple[float, bool]] = {}
 REACHABLE_TTL_S = 300.0
 
 
@@ -147,7 +147,9 @@ def fetch_demucs_weights(model: str, *, offline: bool | None = None,
     ``progress(fraction, "fetching weights")`` over their bytes. ``HF_ENDPOINT`` points at a
     mirror. The hub client resumes an interrupted file and renames it into the cache only when
     whole; each weights file is then checked against the SHA-256 the hub gives as its ETag
-    (a mismatch is deleted). Offline (``offline``, ``DEEPAUDIO_OFFLINE=1`` or
+    (a mismatch is deleted). A model the hub cannot give (not there, or the hub unreachable)
+    that demucs' tables list in its legacy repo is fetched from there instead, as demucs itself
+    falls back (:func:`_fetch_legacy`). Offline (``offline``, ``DEEPAUDIO_OFFLINE=1`` or
     ``HF_HUB_OFFLINE=1``) nothing connects and the error says which files go where.
     Returns ``{"repo_id", "files", "bytes"}``."""
     import hashlib
@@ -170,6 +172,9 @@ def fetch_demucs_weights(model: str, *, offline: bool | None = None,
         metas = {n: get_hf_file_metadata(hf_hub_url(repo_id, n, endpoint=endpoint))
                  for n in names}
     except Exception as e:
+        sigs, urls = _remote_files(model)
+        if urls and len(urls) == len(sigs):     # demucs' legacy repo has it: fetch from there
+            return _fetch_legacy(model, urls, report, f"the Hugging Face hub: {_reason(e)}")
         if type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError",
                                 "RemoteEntryNotFoundError", "RevisionNotFoundError"):
             raise UnknownModelError(f"unknown Demucs model {model!r}: the Hugging Face hub has "
@@ -206,6 +211,53 @@ def fetch_demucs_weights(model: str, *, offline: bool | None = None,
     report(1.0, "fetching weights")
     return {"repo_id": repo_id, "files": [p.name for p in paths],
             "bytes": sum(p.stat().st_size for p in paths)}
+
+
+def _fetch_legacy(model: str, urls: dict[str, str], report: ProgressFn, why: str) -> dict:
+    """Fetch ``model``'s weights from demucs' legacy repo (the URLs in demucs' own tables)
+    into the torch hub cache, where demucs' loader looks for them: resumable, each file checked
+    against the SHA-256 prefix in its name (``<sig>-<sha256[:8]>.th``, as torch.hub checks)."""
+    from deepaudio.core.download import DownloadError, download
+    folder = Path(_torch_hub_dir()) / "checkpoints"
+    paths = []
+    for i, url in enumerate(urls.values()):
+        name = url.rsplit("/", 1)[1]
+        digest = name.rsplit(".", 1)[0].split("-", 1)[1] if "-" in name else None
+
+        def step(done: int, total: int | None, i: int = i) -> None:
+            report(min(1.0, (i + (done / total if total else 0.0)) / len(urls)),
+                   "fetching weights")
+
+        try:
+            paths.append(download(url, folder / name, sha256=digest, progress=step,
+                                  desc=name))
+        except DownloadError as e:
+            raise SeparationError(f"cannot fetch Demucs model {model!r} ({why}; demucs' legacy "
+                                  f"repo: {_reason(e)}); run again to resume") from None
+    report(1.0, "fetching weights")
+    return {"repo_id": "legacy", "files": [p.name for p in paths],
+            "bytes": sum(p.stat().st_size for p in paths)}
+
+
+def legacy_reachable(model: str, timeout: float = 3.0) -> bool:
+    """Whether demucs' legacy repo answers for the first weights file of ``model`` (a HEAD
+    request, remembered like :func:`hub_reachable`'s answer)."""
+    import urllib.request
+    sigs, urls = _remote_files(model)
+    if not urls or len(urls) != len(sigs):
+        return False
+    url = next(iter(urls.values()))
+    now = time.monotonic()
+    if url in _REACHABLE and now - _REACHABLE[url][0] < REACHABLE_TTL_S:
+        return _REACHABLE[url][1]
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                    timeout=timeout):
+            ok = True
+    except Exception:
+        ok = False
+    _REACHABLE[url] = (now, ok)
+    return ok
 
 
 def _reason(e: Exception) -> str:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from deepaudio.core.audio import AudioError, audio_info
 from deepaudio.core.download import offline_requested
-from deepaudio.mixer.demucs_backend import demucs_separate, hub_reachable, weights_on_machine
+from deepaudio.mixer.demucs_backend import (
+    demucs_separate,
+    hub_reachable,
+    legacy_reachable,
+    weights_on_machine,
+)
 from deepaudio.mixer.dsp_backend import dsp_separate
 from deepaudio.mixer.stems import ProgressFn, SeparationError, StemWriter
 
@@ -18,15 +23,17 @@ BACKENDS = ("auto", "demucs", "dsp")
 def choose_backend(model: str = "htdemucs", repo: str | os.PathLike | None = None, *,
                    offline: bool | None = None) -> tuple[str, str]:
     """What ``auto`` runs, and why: demucs when its weights are here (``repo`` or a cache)
-    or may be fetched (online, and the hub answers), the DSP backend otherwise."""
+    or may be fetched (online, and the hub or demucs' legacy repo answers), the DSP backend
+    otherwise."""
     if weights_on_machine(model, repo):
         return "demucs", f"the weights of {model} are on this machine"
     where = f"in {repo}" if repo is not None else "on this machine"
     if repo is None and not offline_requested(offline):
-        if hub_reachable(model):
+        if hub_reachable(model) or legacy_reachable(model):
             return "demucs", f"the weights of {model} will be fetched (online)"
-        return "dsp", (f"the weights of {model} are not {where} and the Hugging Face hub "
-                       "cannot be reached; the DSP separator ran instead")
+        return "dsp", (f"the weights of {model} are not {where} and neither the Hugging Face "
+                       "hub nor demucs' legacy repo can be reached; the DSP separator ran "
+                       "instead")
     return "dsp", (f"the weights of {model} are not {where} and fetching is off "
                    "(--offline); the DSP separator ran instead")
 

@@ -2,12 +2,15 @@
 (``HF_ENDPOINT``) serving a tiny randomly initialised model in the hub's layout (the bag's
 ``<name>.yaml`` and one ``<sig>.safetensors`` with demucs' metadata), then separation from the
 cache with the stand-in stopped; a dropped connection, a damaged file, offline, an unknown
-model; and backend ``auto``."""
+model; a bag of models; demucs' legacy repo for what the hub does not have; and backend
+``auto``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,4 +108,61 @@ def test_auto_backend_fetches_online_and_falls_back_offline(demucs_hub, song, tm
     # a hub that cannot be reached (no network, a firewall): dsp at once, with why
     demucs_hub.stop()
     m = separate(song[0], tmp_path / "down", backend="auto", model="thirdmodel")
-    assert m["backend"] == "dsp" and "cannot be reached" in m["backend_reason"]
+    assert m["backend"] == "dsp" and "can be reached" in m["backend_reason"]
+
+
+def test_a_bag_of_models_is_fetched_whole_and_separates(demucs_hub, song, tmp_path):
+    """A bag (htdemucs_ft is four models) through the hub: its yaml, then every model's
+    weights, each checked; demucs' loader makes one averaged model of them."""
+    manifest = separate(song[0], tmp_path / "bag", backend="demucs", model="tinybag",
+                        shifts=0)
+    assert manifest["backend"] == "demucs" and manifest["model"] == "tinybag"
+    fetched = sorted({r[0].rsplit("/", 1)[1] for r in demucs_hub.requests
+                      if r[0].endswith(".safetensors")})
+    assert fetched == ["ba90000a.safetensors", "ba90000b.safetensors"]
+    loaded = demucs_backend._DEMUCS_CACHE[("tinybag", None, "cpu")].model
+    assert len(loaded.models) == 2                          # a BagOfModels of both
+    stems, _ = load_stems(tmp_path / "bag")
+    assert set(stems) == set(STEMS) and all(np.isfinite(a).all() for a in stems.values())
+
+
+def test_the_legacy_repo_serves_what_the_hub_does_not_have(demucs_hub, song, tmp_path):
+    """``tinyold`` is only in demucs' legacy repo (as listed in its tables): the hub answers
+    'no such repo', the weights come from the legacy host into the torch hub cache with the
+    SHA-256 prefix in their names checked, and the second run needs no host."""
+    assert not weights_on_machine("tinyold")
+    seen = []
+    rep = fetch_demucs_weights("tinyold", progress=lambda f, s: seen.append(f))
+    assert rep["repo_id"] == "legacy" and rep["files"] == demucs_hub.legacy_files
+    assert seen[-1] == 1.0 and seen == sorted(seen) and weights_on_machine("tinyold")
+    manifest = separate(song[0], tmp_path / "a", backend="demucs", model="tinyold", shifts=0)
+    demucs_hub.stop()
+    demucs_backend._DEMUCS_CACHE.clear()
+    again = separate(song[0], tmp_path / "b", backend="demucs", model="tinyold", shifts=0)
+    a, _ = load_stems(tmp_path / "a")
+    b, _ = load_stems(tmp_path / "b")
+    assert manifest["backend"] == again["backend"] == "demucs"
+    assert all(np.array_equal(a[s], b[s]) for s in a)
+
+
+def test_a_legacy_fetch_resumes_and_a_damaged_legacy_file_never_counts(demucs_hub):
+    first = f"/legacy/{demucs_hub.legacy_files[0]}"
+    body = demucs_hub.files[first]
+    demucs_hub.drop_after[first] = len(body) // 2
+    with pytest.raises(SeparationError, match="legacy repo.*run again to resume"):
+        fetch_demucs_weights("tinyold")
+    assert not weights_on_machine("tinyold")
+    fetch_demucs_weights("tinyold")                          # resumes from the half
+    assert (first, f"bytes={len(body) // 2}-") in demucs_hub.requests
+    assert weights_on_machine("tinyold")
+    # a file whose bytes do not match the SHA-256 prefix in its name is not kept
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    for name in demucs_hub.legacy_files:
+        (checkpoints / name).unlink()
+    damaged = bytearray(body)
+    damaged[len(damaged) // 2] ^= 0xFF
+    demucs_hub.files[first] = bytes(damaged)
+    with pytest.raises(SeparationError, match="does not match"):
+        fetch_demucs_weights("tinyold")
+    assert not weights_on_machine("tinyold")
+    assert not list(checkpoints.glob(f"{demucs_hub.legacy_files[0]}*"))
