@@ -82,6 +82,8 @@ bench: models
 	$(PY) bench/memory.py
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
+	$(PY) bench/decode.py
+	$(PY) bench/real_folder.py
 	$(PY) bench/nsynth.py
 	$(PY) bench/decode.py
 	$(PY) bench/tempo.py

@@ -2,6 +2,7 @@
 
     python data_processor.py sample --out datasets/fma --tracks-per-genre 10 [--stems]
     python data_processor.py fetch --subset metadata|small|medium|large|full --to datasets/fma
+    python data_processor.py corpus --to datasets/debian [--songs 100]   # real, free music
     python data_processor.py process -c datasets/processed/samples/mfcc_ae.json [--workers 2]
     python data_processor.py process -c CONFIG --shard 0/4     # on a cluster, one per array task
     python data_processor.py merge -c CONFIG                   # after every shard has finished
@@ -19,6 +20,8 @@ from deepaudio.core.datasets import dataset_summary
 from deepaudio.core.download import OFFLINE_ENV
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.data.config import DatasetConfig
+from deepaudio.data.corpus import PACKAGES as CORPUS_PACKAGES
+from deepaudio.data.corpus import build_corpus
 from deepaudio.data.fetch import FMA_URL, SUBSETS, URL_ENV, fetch_fma
 from deepaudio.data.process import merge_shards, process_dataset
 from deepaudio.data.samples import write_sample_set
@@ -46,6 +49,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help=f"never connect (also ${OFFLINE_ENV}=1)")
     f.add_argument("--keep-archives", action="store_true",
                    help="keep the .zip files after unpacking them")
+    c = sub.add_parser("corpus", help="a folder of real, free-licensed songs from Debian's "
+                       "game-music packages (apt-get download; nothing installed)")
+    c.add_argument("--to", default="datasets/debian", help="folder (default datasets/debian)")
+    c.add_argument("--songs", type=int, default=100)
+    c.add_argument("--min-seconds", type=float, default=30.0)
+    c.add_argument("--packages", default=",".join(CORPUS_PACKAGES),
+                   help="comma-separated Debian packages (default: %(default)s)")
     pr = sub.add_parser("process", help="segment a dataset into HDF5")
     pr.add_argument("-c", "--config", required=True)
     pr.add_argument("--overwrite", action="store_true", help="discard stored data and config")
@@ -70,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         rep = fetch_fma(args.subset, args.to, url=args.url, offline=args.offline,
                         keep_archives=args.keep_archives)
         print(json.dumps(rep))
+    elif args.command == "corpus":
+        rep = build_corpus(args.to, songs=args.songs, min_seconds=args.min_seconds,
+                           packages=tuple(p for p in args.packages.split(",") if p))
+        print(f"{args.to}: {len(rep['songs'])} songs, {rep['minutes']} minutes, from "
+              f"{', '.join(rep['packages'])} (see corpus.json)")
     elif args.command == "process":
         cfg = load_config(DatasetConfig, args.config)
         report = process_dataset(cfg, workers=args.workers, overwrite=args.overwrite,

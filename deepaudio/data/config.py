@@ -4,12 +4,13 @@ catalog of tracks it is drawn from."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 
-from deepaudio.core.config import ConfigError
+from deepaudio.core.config import ConfigError, load_config
 
 
 @dataclasses.dataclass
@@ -110,3 +111,23 @@ class Catalog:
 
 def is_train(part: str) -> bool:
     return part.startswith("partition_train_")
+
+
+# The real-folder recipe's segments (docs/training.md, "Training on your own folder of
+# songs"): 64x96 MFCC segments, half-overlapping, 100 per song, standard-scaled per position,
+# songs split 80/10/10. datasets/processed/real/mfcc_ae_debian.json is these settings.
+FOLDER_DATASET = {"mode": "mfcc", "fma_meta_dir": None, "num_tracks": None, "seed": 0,
+                  "sr": 44100, "cv_split": 0.1, "test_split": 0.1, "num_train_partitions": 2,
+                  "scaler": "standard", "scaler_axis": "position", "segments_per_track": 100,
+                  "num_mfcc": 64, "mfcc_hops": 441, "n_fft": 1102, "frames_per_segment": 96,
+                  "segment_hop": 48}
+FOLDER_MIN_SONGS = 10   # one cv and one test song at the 10 % splits, eight to train on
+
+
+def folder_dataset_config(audio_dir: str | os.PathLike, datasets_dir: str | os.PathLike,
+                          name: str = "mfcc_ae_folder") -> DatasetConfig:
+    """The recipe's dataset config for the songs in ``audio_dir`` (found recursively)."""
+    return load_config(DatasetConfig, {**FOLDER_DATASET, "name": name,
+                                       "fma_audio_dir": str(audio_dir),
+                                       "datasets_dir": str(datasets_dir)})
+

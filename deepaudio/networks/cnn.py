@@ -362,14 +362,24 @@ class DenseAEConfig:
     input_dim: int = 5513             # one-sided spectrum of a 0.5 s window at 22050 Hz
     widths: list[int] = dataclasses.field(
         default_factory=lambda: [5000, 2048, 1024, 512, 128, 32, 10])  # last = code size
+    # the original's sigmoid hidden layers and linear code; relu + tanh is what learns on
+    # small real folders (see docs/training.md)
+    activation: tp.Literal["sigmoid", "relu"] = "sigmoid"
+    code_activation: tp.Literal["linear", "tanh"] = "linear"
 
     def validate(self) -> None:
         if self.input_dim < 1 or not self.widths or min(self.widths) < 1:
             raise ConfigError("input_dim and every entry of 'widths' must be >= 1")
+        if self.activation not in ("sigmoid", "relu"):
+            raise ConfigError("key 'activation' must be 'sigmoid' or 'relu'")
+        if self.code_activation not in ("linear", "tanh"):
+            raise ConfigError("key 'code_activation' must be 'linear' or 'tanh'")
 
 
 class DenseAutoencoder(EncoderMixin, nn.Module):
-    """Sigmoid hidden layers, linear code, mirrored decoder with a linear output."""
+    """Hidden layers with ``activation`` (sigmoid in the original), a code with
+    ``code_activation`` (linear in the original), a mirrored decoder with a linear output.
+    Any input shape: segments are flattened (an MFCC segment of 64x96 is 6144 inputs)."""
 
     kind = "autoencoder"
     layers = ("code",)
@@ -382,20 +392,22 @@ class DenseAutoencoder(EncoderMixin, nn.Module):
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.decoder = nn.ModuleList(nn.Linear(b, a) for a, b in
                                      reversed(list(zip(dims[:-1], dims[1:]))))
+        self._act = torch.sigmoid if cfg.activation == "sigmoid" else F.relu
 
     def _features(self, x, layer):
+        x = x.flatten(1)
         for i, layer_ in enumerate(self.encoder):
             x = layer_(x)
             if i < len(self.encoder) - 1:
-                x = torch.sigmoid(x)
-        return x
+                x = self._act(x)
+        return torch.tanh(x) if self.cfg.code_activation == "tanh" else x
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         x = z
         for i, layer_ in enumerate(self.decoder):
             x = layer_(x)
-            if i < len(self.decoder) - 1:   # every hidden decoder layer has its sigmoid
-                x = torch.sigmoid(x)
+            if i < len(self.decoder) - 1:   # every hidden decoder layer has its activation
+                x = self._act(x)
         return x
 
     def forward(self, x):

@@ -253,10 +253,12 @@ METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_segment_acc", "cv_track_a
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
-          stop_after_epochs: int | None = None) -> dict:
+          stop_after_epochs: int | None = None,
+          on_epoch: tp.Callable[[dict], None] | None = None) -> dict:
     """Train (or continue) a run; returns the last epoch's metrics row.
 
     ``stop_after_epochs`` ends this call early (to test resumption) without changing the run.
+    ``on_epoch(row)`` is called after each epoch with its metrics row (a job's progress).
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise ToolkitError("--device cuda: no CUDA device is available")
@@ -353,6 +355,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
                                             else "") + f" {row['samples_per_s']} samples/s",
                   flush=True)
         epochs_run += 1
+        if on_epoch is not None:
+            on_epoch(row)
         if size > 1:
             dist.barrier()
     return row

@@ -371,10 +371,14 @@ def test_sample_configs_in_repo_are_valid():
     modes = {load_config(DatasetConfig, c).mode for c in configs}
     assert modes == {"mfcc", "spectrum", "frames"}
     real = sorted((ROOT / "datasets/processed/real").glob("*.json"))    # the real-FMA recipe
-    assert {c.stem for c in real} == {"mfcc_classifier_small", "mfcc_classifier_medium"}
+    assert {c.stem for c in real} == {"mfcc_classifier_small", "mfcc_classifier_medium",
+                                      "mfcc_ae_debian"}
     for c in real:
         cfg = load_config(DatasetConfig, c)
-        assert cfg.split == "fma" and cfg.fma_audio_dir.endswith(f"fma_{cfg.fma_type}")
+        if c.stem == "mfcc_ae_debian":          # the real-folder recipe: no metadata
+            assert cfg.fma_meta_dir is None and cfg.scaler == "standard"
+        else:
+            assert cfg.split == "fma" and cfg.fma_audio_dir.endswith(f"fma_{cfg.fma_type}")
 
 
 def test_stratified_partitions_hold_every_genre():

@@ -199,6 +199,18 @@ def test_dense_ae_wiring():
     assert abs(count_parameters(ref) - 136.1e6) < 0.1e6          # the reference's size
 
 
+def test_dense_ae_relu_tanh_on_mfcc_segments():
+    """The real-folder recipe's dense AE: MFCC segments (B, 64, 96) flattened, ReLU hidden
+    layers, a tanh code, a linear output shaped back by the loss."""
+    m = DenseAutoencoder(DenseAEConfig(input_dim=64 * 96, widths=[32, 10], activation="relu",
+                                       code_activation="tanh"))
+    x = 3 * torch.randn(4, 64, 96)
+    z = m.encode(x)
+    assert torch.allclose(z, torch.tanh(m.encoder[1](torch.relu(m.encoder[0](x.flatten(1))))))
+    assert z.abs().max() < 1 and m(x).shape == (4, 64 * 96)
+    assert torch.allclose(m(x), m.decoder[1](torch.relu(m.decoder[0](z))), atol=1e-6)
+
+
 @pytest.mark.parametrize("name, params, key", [
     ("conv_autoencoder", {"variant": "tied"}, "variant"),
     ("conv_autoencoder", {"shared_weights": "false"}, "shared_weights"),
@@ -209,6 +221,8 @@ def test_dense_ae_wiring():
     ("cnn_classifier", {"batchnorm": "false"}, "batchnorm"),
     ("cnn_classifier", {"arch": "resnet"}, "arch"),
     ("dense_autoencoder", {"widths": [10, "5"]}, "widths"),
+    ("dense_autoencoder", {"activation": "gelu"}, "activation"),
+    ("dense_autoencoder", {"code_activation": "sigmoid"}, "code_activation"),
     ("transformer", {}, "model"),
 ])
 def test_bad_params_name_the_key(name, params, key):

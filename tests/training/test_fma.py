@@ -284,3 +284,17 @@ def test_a_dataset_rebuilt_with_other_scaling_is_refused(sample_set, tmp_path, c
     with pytest.raises(ToolkitError, match="not scaled as it was"):
         evaluate_run(cfg)
     assert (cfg.run_dir / "scaler.npz").read_bytes() == scaler_before
+
+
+def test_the_real_folder_recipe_configs_are_the_codes_settings():
+    """The recipe's JSON configs (the README's commands) and the settings the playground's
+    training jobs use are one recipe."""
+    from deepaudio.data.config import FOLDER_DATASET, folder_dataset_config
+    from deepaudio.training.folder import FOLDER_MODEL, folder_train_config
+    raw = json.loads((ROOT / "datasets/processed/real/mfcc_ae_debian.json").read_text())
+    assert {k: raw.get(k, "missing") for k in FOLDER_DATASET} == FOLDER_DATASET
+    raw = json.loads((ROOT / "models/real/dense_ae_folder.json").read_text())
+    assert {k: raw.get(k, "missing") for k in FOLDER_MODEL} == FOLDER_MODEL
+    d = folder_dataset_config("songs", "work/dataset")
+    t = folder_train_config(d.h5_path, "work", "mine")
+    assert d.fma_meta_dir is None and t.run_dir.as_posix() == "work/mine"
