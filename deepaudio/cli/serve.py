@@ -47,6 +47,9 @@ def get_parser() -> argparse.ArgumentParser:
                    default=ServerConfig.worker_heartbeat_timeout,
                    help="seconds without a heartbeat after which a Redis worker's job is "
                         "queued again")
+    p.add_argument("--training-folder",
+                   help="a folder of songs users may train a model on from the page (with "
+                        "their uploads; default: uploads only)")
     p.add_argument("--threads", type=int, default=8)
     return p
 
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                       "mixer_backend": args.mixer_backend, "demucs_repo": args.demucs_repo,
                       "demucs_model": args.demucs_model, "redis_url": args.redis,
                       "max_jobs_per_user": args.max_jobs_per_user,
-                      "worker_heartbeat_timeout": args.worker_heartbeat_timeout})
+                      "worker_heartbeat_timeout": args.worker_heartbeat_timeout,
+                      "training_folder": args.training_folder})
     from waitress import serve
     print(f"Playground at http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="playground")

@@ -33,7 +33,7 @@ from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes
 from deepaudio.mixer.stems import StemCache
-from deepaudio.web import crossfade, jobs, mixer, pages, tracks, visualizer
+from deepaudio.web import crossfade, jobs, mixer, pages, tracks, training, visualizer
 from deepaudio.web.catalog import index_fma
 from deepaudio.web.db import close_db, init_db
 from deepaudio.web.http import ApiError, public_message
@@ -71,6 +71,7 @@ class ServerConfig:
     redis_url: str | None = None
     max_jobs_per_user: int = 3               # separation jobs a user may have queued or running
     worker_heartbeat_timeout: float = 30.0   # a Redis worker silent this long is taken as lost
+    training_folder: str | None = None       # a folder of songs users may train a model on
     testing: bool = False
 
     def validate(self):
@@ -91,6 +92,9 @@ class ServerConfig:
         for key in ("timeline_memory_mb", "timeline_cache_mb", "stem_cache_mb"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"key {key!r} must be >= 0")
+        if self.training_folder is not None and not Path(
+                self.training_folder).expanduser().is_dir():
+            raise ConfigError(f"key 'training_folder': {self.training_folder} is not a folder")
 
 
 def create_app(config: dict | ServerConfig | None = None) -> Flask:
@@ -133,10 +137,12 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     _register_headers(app, Path(cfg.demo_dir))
     jobs.init_app(app)
     crossfade.init_app(app)
+    training.init_app(app)
     app.register_blueprint(tracks.bp, url_prefix="/api")
     app.register_blueprint(visualizer.bp, url_prefix="/api")
     app.register_blueprint(mixer.bp, url_prefix="/api/mixer")
     app.register_blueprint(crossfade.bp, url_prefix="/api/crossfade")
+    app.register_blueprint(training.bp, url_prefix="/api/training")
     app.register_blueprint(pages.bp)
     return app
 

@@ -7,7 +7,8 @@ uploaded twice (under any name) is stored once. Job workers on other machines ne
 Tables: ``users``, ``tracks``, ``uploads`` (who uploaded what), ``timelines`` and
 ``genre_cache`` (visualizer caches), ``mixer_jobs``, ``mixer_stemsets`` (the stem cache),
 ``mixer_features``, ``mixer_mixes`` (saved mixes), ``mixer_preference_models`` (each
-user's suggestion network) and ``crossfade_jobs`` (neural transitions rendered as jobs).
+user's suggestion network), ``crossfade_jobs`` (neural transitions rendered as jobs) and
+``training_jobs`` (encoders trained on a user's own songs).
 """
 
 from __future__ import annotations
@@ -125,6 +126,25 @@ CREATE TABLE IF NOT EXISTS crossfade_jobs (   -- a neural transition rendered as
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS crossfade_jobs_user ON crossfade_jobs(user_id, state);
+CREATE TABLE IF NOT EXISTS training_jobs (    -- an encoder trained on a user's own songs
+    id TEXT PRIMARY KEY,            -- 16 hex digits
+    user_id TEXT NOT NULL,
+    user_key TEXT NOT NULL,         -- the folder of the user's runs (a hash of user_id)
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,           -- uploads | folder
+    songs INTEGER,                  -- how many uploads it trains on (folder: null)
+    state TEXT NOT NULL,            -- queued | running | done | failed
+    stage TEXT NOT NULL DEFAULT '', -- features | training | testing
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    run_id TEXT,                    -- when done: the run, as GET /api/models lists it
+    test_ratio REAL,                -- test MSE / per-position baseline
+    pca_ratio REAL,                 -- PCA-10's, on the same songs
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS training_jobs_user ON training_jobs(user_id, state);
 CREATE TABLE IF NOT EXISTS mixer_preference_models (
     user_id TEXT PRIMARY KEY,
     state BLOB NOT NULL,            -- torch state_dict

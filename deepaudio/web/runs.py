@@ -1,28 +1,41 @@
 """Trained runs the server offers: FMA encoders and classifiers for the visualizer, WaveNet
 autoencoders for the neural crossfade. A run's id is its folder relative to the models
-folder."""
+folder. Runs a user trained on their own songs live under ``users/<user key>/`` and are
+listed to that user only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, has_request_context
 
-from deepaudio.web.http import ApiError
+from deepaudio.web.http import ApiError, user_id
 
 CLASSIFIER_MODELS = {"cnn_classifier"}
+USER_RUNS = "users"
 
 
-def list_runs(models_dir: str | os.PathLike) -> list[dict]:
-    """Run folders under ``models_dir`` that have weights: id (relative path), kind, model."""
+def user_key(uid: str) -> str:
+    """The folder name of a user's own runs (not the session id itself)."""
+    return hashlib.sha256(f"runs:{uid}".encode()).hexdigest()[:16]
+
+
+def list_runs(models_dir: str | os.PathLike, user: str | None = None) -> list[dict]:
+    """Run folders under ``models_dir`` that have weights: id (relative path), kind, model.
+    Runs under ``users/`` are listed only to their owner ``user``."""
     root = Path(models_dir)
     out: list[dict] = []
     if not root.is_dir():
         return out
+    mine = root / USER_RUNS / user_key(user) if user else None
     for cfg_path in sorted(root.rglob("config.json")):
         run = cfg_path.parent
+        if run.is_relative_to(root / USER_RUNS) and (mine is None or not run.is_relative_to(
+                mine)):
+            continue
         if not (run / "dataset.json").is_file() or not any(
                 (run / f).is_file() for f in ("best.pt", "last.pt")):
             continue
@@ -41,14 +54,14 @@ def list_runs(models_dir: str | os.PathLike) -> list[dict]:
 
 def run_dir(app: Flask, run_id: str) -> Path:
     root = Path(app.config["MODELS_DIR"])
-    for r in list_runs(root):
+    for r in list_runs(root, user_id() if has_request_context() else None):
         if r["id"] == run_id:
             return r["path"]
     raise ApiError(404, f"unknown run {run_id!r} (GET /api/models lists them)")
 
 
 def default_run(app: Flask) -> str:
-    runs = list_runs(app.config["MODELS_DIR"])
+    runs = list_runs(app.config["MODELS_DIR"])      # the shared runs, not a user's own
     if not runs:
         raise ApiError(404, "no trained runs yet: 'make playground' trains the sample models")
     auto = [r for r in runs if r["kind"] == "autoencoder"]

@@ -23,7 +23,7 @@ from deepaudio.mapping.mappings import METHODS, get_mapping
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import db
-from deepaudio.web.http import ApiError, arg, identify
+from deepaudio.web.http import ApiError, arg, identify, user_id
 from deepaudio.web.runs import default_run, list_runs, run_dir
 
 bp = Blueprint("visualizer", __name__)
@@ -107,7 +107,7 @@ def prune_timelines(con: sqlite3.Connection, limit_bytes: int, *, keep: str | No
 @bp.get("/models")
 def models():
     out = []
-    for r in list_runs(current_app.config["MODELS_DIR"]):
+    for r in list_runs(current_app.config["MODELS_DIR"], user_id()):
         run = get_run(r["path"])
         mappings_dir = Path(r["path"]) / "mappings"
         fitted = sorted(p.relative_to(mappings_dir).with_suffix("").as_posix()

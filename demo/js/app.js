@@ -3,7 +3,7 @@
 import * as THREE from 'three';
 import { AudioPlayer } from './audio/player.js';
 import { Ewma, sampleTimeline } from './audio/timeline.js';
-import { api, query } from './shared/api.js';
+import { api, postJson, query } from './shared/api.js';
 import { $, guard, onFileChosen, setStatus } from './shared/dom.js';
 import { clamp, formatTime } from './shared/format.js';
 import { buildTopbar } from './shared/shell.js';
@@ -272,6 +272,59 @@ function toggleRecord() {
   $('record').textContent = '■ stop recording';
 }
 
+// ------------------------------------------------------------------------------ models
+// A user's own runs (trained on their uploads) are listed to them only, by their name.
+const runLabel = (m) => (m.id.startsWith('users/') ? `${m.name} (yours, ${m.kind})` : `${m.id} (${m.kind})`);
+
+async function loadModels() {
+  const res = await api('/api/models');
+  state.models = res.models;
+  const keep = $('run').value;
+  $('run').replaceChildren(...res.models.map((m) => new Option(runLabel(m), m.id)));
+  if (keep && res.models.some((m) => m.id === keep)) $('run').value = keep;
+  return res;
+}
+
+// Training on the user's uploads: a server job; its stage and progress show under the button,
+// and the finished model joins the Model list, selected, with its test figure.
+const TRAIN_POLL_MS = 1000;
+async function followTraining(job) {
+  $('train').disabled = true;
+  while (job.state === 'queued' || job.state === 'running') {
+    const pct = Math.round(100 * job.progress);
+    $('train-status').textContent = `training "${job.name}": ${job.stage || job.state} ${pct} %`;
+    await new Promise((r) => { setTimeout(r, TRAIN_POLL_MS); });
+    job = await api(job.status_url);
+  }
+  $('train').disabled = false;
+  if (job.state === 'failed') {
+    $('train-status').textContent = `training failed: ${job.message}`;
+    return;
+  }
+  await loadModels();
+  $('run').value = job.run;
+  fillLayers();
+  const t = job.test;
+  $('train-status').textContent = `trained "${job.name}" on ${job.songs} songs: test error ` +
+    `${(t.mse_ratio_to_baseline / t.pca_mse_ratio_to_baseline).toFixed(2)}x PCA-10's`;
+  if (state.track) await reloadFeatures();
+}
+
+async function startTraining() {
+  try {
+    await followTraining(await postJson('/api/training', { name: $('train-name').value }));
+  } catch (err) {
+    $('train').disabled = false;
+    $('train-status').textContent = err.message;
+  }
+}
+
+async function resumeTraining() {        // a job still running from an earlier visit
+  const res = await api('/api/training');
+  const open = res.jobs.find((j) => j.state === 'queued' || j.state === 'running');
+  if (open) followTraining(open).catch((err) => { $('train-status').textContent = err.message; });
+}
+
 // ------------------------------------------------------------------------------ wiring
 
 async function togglePlay() {
@@ -312,6 +365,7 @@ function wire() {
   $('play').addEventListener('click', togglePlay);
   $('seek').addEventListener('input', () => player.seek(Number($('seek').value)));
   $('record').addEventListener('click', toggleRecord);
+  $('train').addEventListener('click', startTraining);
   player.onended = () => { $('play').textContent = '▶ play'; };
   window.addEventListener('keydown', (e) => {
     if (e.code === 'Space' && e.target === document.body) { e.preventDefault(); togglePlay(); }
@@ -329,12 +383,11 @@ async function init() {
   wire();
   requestAnimationFrame(frame);
   try {
-    const res = await api('/api/models');
-    state.models = res.models;
-    for (const m of res.models) $('run').add(new Option(`${m.id} (${m.kind})`, m.id));
+    const res = await loadModels();
     if (!res.models.length) setStatus('no trained models yet: run "make playground"', true);
     $('run').value = res.models.some((m) => m.id === urlParam('run')) ? urlParam('run') : res.default;
     fillLayers();
+    resumeTraining();
     await tracks.load();
     const tid = urlParam('track');
     if (tid) {

@@ -207,3 +207,37 @@ def test_m4a_and_opus_uploads_play_and_visualize(page, server, tmp_path, pyav_en
                        container=container)
     upload_and_play(page, server, path, "Library song", seconds=4.0)
     assert page.errors == [], "\n".join(page.errors)
+
+
+def test_train_on_my_uploads_then_visualize_with_it(page, server, tmp_path):
+    """Ten songs of the user's own, a click on 'train on my uploads': the job's progress under
+    the button, then the new model selected in the Model list (labelled as the user's) with
+    its test figure, and the features of a track computed with it."""
+    from deepaudio.core.audio import save_audio
+    from deepaudio.data.samples import STYLES, render_track
+    page.goto(f"{server}/")
+    page.wait_for_selector("#track-list li")
+    page.click("#train")                                  # no uploads yet: the reason
+    page.wait_for_function("() => document.getElementById('train-status').textContent"
+                           ".includes('at least 10 uploaded songs')")
+    for i, genre in enumerate((list(STYLES) * 2)[:10]):
+        stems, _ = render_track(genre, 200 + i, seed=3, seconds=8.0, sr=22050)
+        path = save_audio(tmp_path / f"mine{i}.ogg", sum(stems.values()), 22050)
+        res = page.request.post(f"{server}/api/tracks", multipart={"file": {
+            "name": path.name, "mimeType": "audio/ogg", "buffer": path.read_bytes()}})
+        assert res.ok, res.text()
+    page.fill("#train-name", "Game tunes")
+    page.click("#train")
+    page.wait_for_function("() => document.getElementById('train-status').textContent"
+                           ".startsWith('training \"Game tunes\"')", timeout=30000)
+    page.wait_for_function("() => document.getElementById('train-status').textContent"
+                           ".startsWith('trained')", timeout=300000)
+    assert "PCA-10's" in page.inner_text("#train-status")
+    run = page.eval_on_selector("#run", "el => el.value")
+    label = page.eval_on_selector("#run", "el => el.selectedOptions[0].textContent")
+    assert run.startswith("users/") and label == "Game-tunes (yours, autoencoder)"
+    page.locator("#track-list li").first.click()
+    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
+    page.wait_for_function("() => window.__playground.state.timeline && "
+                           f"window.__playground.state.timeline.run === {run!r}", timeout=60000)
+    assert [e for e in page.errors if "status of 400" not in e] == []

@@ -1,17 +1,22 @@
 """Schemathesis against a live server, from docs/openapi.json: generated requests for every
 operation (coverage, fuzzing, and the stateful phase that follows the spec's links), checking
 that no input gives a 5xx, and that status codes, content types and bodies are the documented
-ones. A user's real ids (a sample track, a finished separation, a saved mix, a crossfade) and
-session cookie are given to Schemathesis, so every operation reaches its logic, not a 404."""
+ones. A user's real ids (a sample track, a finished separation, a saved mix, a crossfade, a
+training job) and session cookie are given to Schemathesis, so every operation reaches its
+logic, not a 404."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -31,7 +36,8 @@ class _Errors(logging.Handler):
 
 
 def _real_ids(client) -> dict:
-    """A sample track, a finished DSP separation of it, a saved mix and a crossfade."""
+    """A sample track, a finished DSP separation of it, a saved mix, a crossfade and a
+    training job."""
     tracks = client.get("/api/tracks?source=fma&per_page=2").json["items"]
     job = client.post("/api/mixer/jobs", json={"track_id": tracks[0]["id"], "backend": "dsp"})
     job_id = job.json["id"]
@@ -43,8 +49,19 @@ def _real_ids(client) -> dict:
                                                 "settings": {"gains": {"vocals": 3}}})
     fade = client.post("/api/crossfade", json={"track_a": tracks[0]["id"],
                                                "track_b": tracks[1]["id"], **FADE})
+    # a training job on ten uploads of the user's own (done or failed, it has an id)
+    for k in range(10):
+        t = np.arange(22050) / 22050
+        buf = io.BytesIO()
+        sf.write(buf, 0.3 * np.sin(2 * np.pi * (200 + 37 * k) * t), 22050, format="WAV")
+        client.post("/api/tracks", data={"file": (io.BytesIO(buf.getvalue()), f"t{k}.wav")},
+                    content_type="multipart/form-data")
+    training = client.post("/api/training", json={"name": "fuzz"}).json["id"]
+    while client.get(f"/api/training/{training}").json["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline + 120, "the training job did not finish"
+        time.sleep(0.1)
     return {"track_id": tracks[0]["id"], "job_id": job_id, "mix_id": mix.json["id"],
-            "key": fade.json["id"], "track_b": tracks[1]["id"]}
+            "key": fade.json["id"], "track_b": tracks[1]["id"], "training_id": training}
 
 
 def test_no_generated_request_gets_a_5xx(sample_set, playground_models, tmp_path_factory,
@@ -62,7 +79,8 @@ def test_no_generated_request_gets_a_5xx(sample_set, playground_models, tmp_path
             f'"path.track_id" = "{ids["track_id"]}"\n'
             f'"path.job_id" = "{ids["job_id"]}"\n'
             f'"path.mix_id" = "{ids["mix_id"]}"\n'
-            f'"path.key" = "{ids["key"]}"\n')
+            f'"path.key" = "{ids["key"]}"\n'
+            f'"path.training_id" = "{ids["training_id"]}"\n')
         out = subprocess.run(
             [str(SCHEMATHESIS), "--config-file", str(tmp_path / "schemathesis.toml"), "run",
              f"{url}/api/openapi.json", "--url", url, "--checks", CHECKS,
