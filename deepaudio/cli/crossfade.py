@@ -5,7 +5,7 @@
     python crossfade.py -config_fname config.ini          # DeepBass' interface
     python crossfade.py init-config [config.ini]          # write a default config
     python crossfade.py simple A B -o OUT.wav [--style equal_power] [--seconds 4]
-                        [--beat-sync [--beats 16]] [--context 5|full] [--sr 44100]
+                        [--beat-sync [--beats 16]] [--key-match] [--context 5|full] [--sr 44100]
     python crossfade.py neural A B -o OUT.wav --weights RUN [--style linear|hann|equal_power]
     python crossfade.py prep SONGS_DIR -o clips.h5 [--seconds 4]
     python crossfade.py train --data clips.h5 --run RUN [--preset small] [--steps N]
@@ -107,6 +107,19 @@ _rate = _number(int, 8000, 192000, what="an integer in Hz")
 _fraction = _number(float, 0, 1, lo_open=True, hi_open=True)
 
 
+def _keys_line(keys: dict) -> str:
+    name = lambda k: f"{k['name']} ({k['camelot']})" if k else "none"  # noqa: E731
+    line = f"{name(keys['a'])} -> {name(keys['b'])}"
+    if keys.get("relation"):
+        line += f", {keys['relation']}"
+    if keys.get("shift_semitones"):
+        line += (f"; B shifted {keys['shift_semitones']:+d} semitones to "
+                 f"{name(keys['b_shifted'])}")
+    if keys.get("reason"):
+        line += f" ({keys['reason']})"
+    return line
+
+
 def get_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="crossfade.py", description="Crossfades between two songs.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -136,6 +149,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--beat-sync", action="store_true",
                    help="stretch B to A's tempo and align downbeats")
     p.add_argument("--beats", type=int, choices=(8, 16, 32), default=16)
+    p.add_argument("--key-match", action="store_true",
+                   help="shift B by up to 2 semitones (Rubber Band, tempo kept) to a key "
+                        "that mixes with A's (same, relative or a fifth away)")
 
     p = sub.add_parser("neural", help="WaveNet-autoencoder (NSynth-style) crossfade, 16 kHz")
     common(p, NEURAL_STYLES, "linear", None)
@@ -216,11 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         out = crossfade_songs(args.first_song, args.second_song, sr=args.sr, style=args.style,
                               seconds=args.seconds, context=args.context,
                               beat_sync=args.beat_sync, beats=args.beats, seed=args.seed,
-                              threshold=args.threshold, threshold_db=args.threshold_db)
+                              threshold=args.threshold, threshold_db=args.threshold_db,
+                              key_match=args.key_match)
         path = write_output(args.output, out)
         s = out["sidecar"]
         print(f"wrote {path} ({s['duration_s']:.2f} s, {s['mode']}, {s['style']}, "
               f"overlap {s['seconds']:.2f} s at {s['overlap_start_in_output_s']:.2f} s)")
+        print(f"keys: {_keys_line(s['keys'])}")
     elif args.command == "neural":
         out = crossfade_neural(args.first_song, args.second_song, args.weights,
                                style=args.style, seconds=args.seconds, context=args.context,

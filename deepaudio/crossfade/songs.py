@@ -20,11 +20,15 @@ from deepaudio.core.audio import audio_info, load_audio, save_audio
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
 from deepaudio.core.gain import db_to_gain
+from deepaudio.core.key import NoKeyError, compatible_shift, estimate_key, key_relation
+from deepaudio.core.stretch import stretch
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.plan import EDGE_SECONDS, plan_pair
 
 SIMPLE_STYLES = tuple(cr.RAMPS)
 LOUDNESS_SECONDS = 60.0        # end of A / start of B measured for loudness matching
+KEY_SECONDS = 60.0             # end of A / start of B whose keys are estimated
+MAX_KEY_SHIFT = 2              # semitones B may be shifted to a compatible key
 
 
 def load_song(path: str | os.PathLike, sr: int, *, edge: str | None = None,
@@ -62,13 +66,53 @@ def prepare_pair(a_path, b_path, sr: int, *, edge_seconds: float | None = None,
             "a_offset_s": a_off}
 
 
+def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False,
+               max_shift: int = MAX_KEY_SHIFT) -> tuple[np.ndarray, dict]:
+    """The keys of A's end and B's start (:func:`deepaudio.core.key.estimate_key` on the last
+    and first ``KEY_SECONDS``), how well they mix, and with ``key_match`` B pitch-shifted
+    (Rubber Band, tempo kept) by the smallest shift within ``max_shift`` semitones that makes
+    it compatible (same, relative or adjacent on the Camelot wheel). A song without a
+    detectable key, or keys no allowed shift reconciles, leave B as it is, with the reason.
+    Returns B and the sidecar's ``keys``."""
+    n = int(KEY_SECONDS * sr)
+    keys: dict[str, tp.Any] = {"key_match": key_match, "shift_semitones": 0}
+    found = {}
+    for name, part in (("a", a[:, -n:]), ("b", b[:, :n])):
+        try:
+            found[name] = estimate_key(part, sr)
+            keys[name] = found[name].to_json()
+        except NoKeyError as e:
+            keys[name] = None
+            keys[f"{name}_reason"] = str(e)
+    if len(found) < 2:
+        keys["reason"] = "no key for " + " and ".join(
+            {"a": "the first song", "b": "the second song"}[k] for k in "ab" if k not in found)
+        return b, keys
+    keys["relation"], keys["score"] = key_relation(found["a"], found["b"])
+    if not key_match:
+        return b, keys
+    shift = compatible_shift(found["a"], found["b"], max_shift)
+    if shift is None:
+        keys["reason"] = (f"no shift within {max_shift} semitones makes "
+                          f"{found['b'].name} compatible with {found['a'].name}")
+        return b, keys
+    semitones, relation, score = shift
+    if semitones:
+        b = stretch(b, sr, semitones=semitones)
+    keys.update(shift_semitones=semitones, b_shifted=found["b"].shifted(semitones).to_json(),
+                relation=relation, score=score)
+    return b, keys
+
+
 def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_power",
                     seconds: float = 4.0, context: float | None = 5.0, beat_sync: bool = False,
                     beats: int = 16, seed: int = 0, threshold: float = 0.15,
-                    threshold_db: float | None = None, max_trim: float | None = None) -> dict:
+                    threshold_db: float | None = None, max_trim: float | None = None,
+                    key_match: bool = False) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
     :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
-    about)."""
+    about, the songs' keys included). ``key_match`` shifts B to a compatible key
+    (:func:`match_keys`)."""
     if style not in cr.RAMPS:
         raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")
     if beat_sync:
@@ -78,6 +122,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
     pair = prepare_pair(a_path, b_path, sr, edge_seconds=edge, threshold=threshold,
                         threshold_db=threshold_db, max_trim=max_trim)
     a, b = pair["a"], pair["b"]
+    b, keys = match_keys(a, b, sr, key_match=key_match)
     plan = None
     if beat_sync:
         plan = plan_pair(a, b, sr, beats=beats)
@@ -93,7 +138,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                       "context_s": context if context is not None else "full",
                       "trims": pair["trims"], "loudness": pair["loudness"],
                       "output_start_in_first_song_s": a_song0 + out["timeline_start"] / sr,
-                      **out["report"], "plan": plan}
+                      **out["report"], "plan": plan, "keys": keys}
     return out
 
 

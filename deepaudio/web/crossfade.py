@@ -84,7 +84,7 @@ MAX_NEURAL_SECONDS = 4.0    # WaveNet decoding is sample by sample: ~seconds per
 MEASURE_MAX_SECONDS = 8.0   # overlaps up to this long are measured with the render
 CURVE_POINTS = 600          # gain-curve bins returned for the whole output
 OUTPUT_SR = 44100
-CACHE_VERSION = 1           # bump when the rendering changes, so old renders are not served
+CACHE_VERSION = 2           # bump when the rendering changes, so old renders are not served
 ID = re.compile(r"^[0-9a-f]{64}$")
 MIME = {".ogg": "audio/ogg", ".flac": "audio/flac"}
 
@@ -103,6 +103,7 @@ class CrossfadeRequest:
     format: tp.Literal["ogg", "flac"] = "ogg"  # OGG is ~10x smaller; FLAC is lossless
     run: str | None = None                    # a WaveNet run (GET /styles): the neural fade
     measures: bool | None = None              # None: when the overlap is short; not in the id
+    key_match: bool = False                   # shift B by up to 2 semitones to a compatible key
 
     def validate(self) -> None:
         neural = self.run is not None
@@ -120,6 +121,8 @@ class CrossfadeRequest:
                               f"got {self.context:g}")
         if neural and self.beat_sync:
             raise ConfigError("key 'beat_sync' must be false for a neural fade (run is set)")
+        if neural and self.key_match:
+            raise ConfigError("key 'key_match' must be false for a neural fade (run is set)")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"key 'seed' must be in [0, 2**32), got {self.seed}")
 
@@ -180,7 +183,8 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
     if run_dir is None:
         out = crossfade_songs(path_a, path_b, sr=OUTPUT_SR, style=req.style,
                                  seconds=req.seconds, context=req.context,
-                                 beat_sync=req.beat_sync, beats=req.beats, seed=req.seed)
+                                 beat_sync=req.beat_sync, beats=req.beats, seed=req.seed,
+                                 key_match=req.key_match)
         curves = {"g_out": _bin_means(out["g_out"], CURVE_POINTS),
                   "g_in": _bin_means(out["g_in"], CURVE_POINTS), "applied_to": "audio"}
     else:
@@ -212,7 +216,7 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
         "output_start_in_first_song_s": s.get("output_start_in_first_song_s"),
         "run": req.run, "curves": {"points": len(curves["g_in"]), **curves,
                                    "span": "output" if run_dir is None else "overlap"},
-        "generation": s.get("generation"),
+        "generation": s.get("generation"), "keys": s.get("keys"),
         "request": req.render_key(), "cache_version": CACHE_VERSION,
     }
     wanted = req.measures

@@ -133,6 +133,7 @@ function requestBody(styleValue) {
     body.style = kind;
     if ($('beat-sync').checked) Object.assign(body, { beat_sync: true, beats: Number($('beats').value) });
     else body.seconds = seconds;
+    if ($('key-match').checked) body.key_match = true;
   }
   return body;
 }
@@ -140,7 +141,8 @@ function requestBody(styleValue) {
 function renderSettings() {
   const neural = $('style').value.startsWith('neural|');
   $('beat-sync').disabled = neural;
-  if (neural) $('beat-sync').checked = false;
+  $('key-match').disabled = neural;
+  if (neural) { $('beat-sync').checked = false; $('key-match').checked = false; }
   const sync = $('beat-sync').checked;
   $('beats').disabled = !sync;
   $('seconds').disabled = sync;
@@ -261,6 +263,16 @@ function dl(el, rows) {
   }
 }
 
+// "A minor (8A) → C major (8B) · relative", with B's shift when keys were matched.
+function keysText(k) {
+  const name = (key, why) => (key ? `${key.name} (${key.camelot})` : `no key${why ? ` (${why})` : ''}`);
+  let text = `A ${name(k.a, k.a_reason)} → B ${name(k.b, k.b_reason)}`;
+  if (k.relation) text += ` · ${k.relation}`;
+  if (k.shift_semitones) text += ` · B shifted ${k.shift_semitones > 0 ? '+' : ''}${k.shift_semitones} semitones to ${name(k.b_shifted)}`;
+  else if (k.key_match && k.reason) text += ` · not shifted: ${k.reason}`;
+  return text;
+}
+
 function renderFacts() {
   const r = state.results[state.current];
   if (!r) return;
@@ -274,6 +286,7 @@ function renderFacts() {
     ['Tempi', s.tempi ? `A ${s.tempi.a.toFixed(1)} bpm · B ${s.tempi.b.toFixed(1)} bpm` : '— (not beat-synced)'],
     ['Stretch', s.stretch_rate !== 1 ? `${s.stretch_percent > 0 ? '+' : ''}${s.stretch_percent.toFixed(2)} % (B × ${s.stretch_rate.toFixed(4)})` : 'none'],
   ];
+  if (s.keys) rows.push(['Keys', keysText(s.keys)]);
   if (s.plan) rows.push(['Beats', `${s.plan.beats}${s.plan.octave_factor !== 1 ? ` · B's grid × ${s.plan.octave_factor}` : ''}`]);
   rows.push(
     ['Trims', `A end ${formatSeconds(s.trims.a.end_cut_s)} · B start ${formatSeconds(s.trims.b.start_cut_s)}`],

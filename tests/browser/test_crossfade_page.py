@@ -119,6 +119,17 @@ def test_pick_render_draw_and_play(page, server, artifacts):
     # the same request again is served from the cache
     assert click_render(page).json()["cached"] is True
     page.wait_for_function("() => !window.__crossfade.snapshot().rendering")
+    assert "Keys" in page.inner_text("#facts")
+
+    # match keys: the request asks for it; the facts give both keys and any shift
+    page.select_option("#compare", "")
+    page.check("#key-match")
+    answer = click_render(page)
+    assert answer.status == 200 and answer.json()["sidecar"]["keys"]["key_match"] is True
+    assert answer.request.post_data_json["key_match"] is True
+    page.wait_for_function("() => !window.__crossfade.snapshot().rendering")
+    facts = page.inner_text("#facts")
+    assert "Keys" in facts and "A " in facts and " B " in facts
     assert page.errors == [], "\n".join(page.errors)
 
 

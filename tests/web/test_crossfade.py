@@ -345,3 +345,20 @@ def test_renders_past_the_cache_limit_are_pruned(sample_set, tmp_path, ids, make
         assert again["id"] == first["id"] and again["cached"] is False   # rendered anew
     finally:
         shutdown(app)
+
+
+def test_keys_in_the_sidecar_and_key_matching(client, ids):
+    body = {"track_a": ids[0], "track_b": ids[1], "seconds": 1.0, "context": 1.0,
+            "measures": False}
+    plain = post(client, **body)
+    assert plain.status_code == 200, plain.json
+    keys = plain.json["sidecar"]["keys"]
+    assert set(keys) >= {"a", "b", "key_match", "shift_semitones"}
+    assert keys["key_match"] is False and keys["shift_semitones"] == 0
+    matched = post(client, **body, key_match=True)
+    assert matched.status_code == 200 and matched.json["id"] != plain.json["id"]
+    assert matched.json["sidecar"]["keys"]["key_match"] is True
+    assert abs(matched.json["sidecar"]["keys"]["shift_semitones"]) <= 2
+    bad = post(client, track_a=ids[0], track_b=ids[1], style="linear", run="x",
+               key_match=True)
+    assert bad.status_code == 400 and "key_match" in bad.json["error"]
