@@ -1,8 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make playground   venv, npm packages, sample data, datasets, models; then serves the playground
 #   make test         lint (ruff, import contracts, mypy) and the whole test suite (installs
-#                     Debian's chromium for the browser tests and redis-server for the
-#                     scale-out tests)
+#                     Debian's chromium for the browser tests, redis-server for the
+#                     scale-out tests, fluidsynth and a GM soundfont for the beat tests)
 # Both are idempotent: a second run reuses the venv, the data and the datasets.
 # Also: make test-fast (lint and every test but the browser ones), make lint, make bench.
 
@@ -16,6 +16,7 @@ PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier
 NODE_STAMP := demo/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
+FLUIDSYNTH := /usr/bin/fluidsynth
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -44,6 +45,11 @@ $(CHROMIUM):
 $(REDIS):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 
+# Debian's FluidSynth and a small General MIDI soundfont render the MIDI beat set (exact beat
+# and bar times) for the beat tracker's tests and bench/beats.py.
+$(FLUIDSYNTH):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth timgm6mb-soundfont
+
 datasets/fma/fma_metadata/tracks.csv: | $(STAMP)
 	$(PY) data_processor.py sample --out datasets/fma --tracks-per-genre $(SAMPLE_TRACKS_PER_GENRE) --seed 0
 
@@ -61,10 +67,10 @@ models: datasets
 playground: models $(NODE_STAMP)
 	$(PY) api.py --host $(HOST) --port $(PORT)
 
-test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS) $(FLUIDSYNTH)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
-test-fast: lint $(REDIS)
+test-fast: lint $(REDIS) $(FLUIDSYNTH)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests --ignore=tests/browser
 
 # Style, the import contracts of pyproject.toml (the architecture), and the type checker.
@@ -73,7 +79,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mypy
 
-bench: models
+bench: models $(FLUIDSYNTH)
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ae_quality.py
@@ -82,8 +88,9 @@ bench: models
 	$(PY) bench/memory.py
 	$(PY) bench/separation.py
 	$(PY) bench/crossfade.py
-	$(PY) bench/decode.py
 	$(PY) bench/real_folder.py
 	$(PY) bench/nsynth.py
 	$(PY) bench/decode.py
 	$(PY) bench/tempo.py
+	$(PY) bench/beats.py
+	$(PY) bench/key.py
