@@ -16,7 +16,7 @@ const N = 10;                       // parameters per visualization, features pe
 const state = {
   track: null, models: [], timeline: null,
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
-  lastT: 0, frames: 0, genre: null, featureRequest: 0,
+  lastT: 0, frames: 0, genre: null, featureRequest: 0, recordedBytes: 0,
 };
 const player = new AudioPlayer();
 const ewma = new Ewma(N);
@@ -255,7 +255,11 @@ function toggleRecord() {
     .find((m) => MediaRecorder.isTypeSupported(m));
   recorder = new MediaRecorder(stream, { mimeType: type });
   const chunks = [];
-  recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+  state.recordedBytes = 0;
+  recorder.ondataavailable = (e) => {
+    if (e.data.size) chunks.push(e.data);
+    state.recordedBytes += e.data.size;
+  };
   recorder.onstop = () => {
     const blob = new Blob(chunks, { type: 'video/webm' });
     const a = $('download');

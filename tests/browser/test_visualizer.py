@@ -84,15 +84,17 @@ def test_play_moves_visuals_and_meter_follows_timeline(page, server):
         page.wait_for_timeout(150)
     # the sample tracks last 6 s: on a slow machine the checks above can reach the end
     # (and a track that has ended stays stopped after a seek: play it again)
+    started = time.monotonic()
     page.evaluate("async () => { const p = window.__playground.player; await p.seek(0.5); "
                   "if (!p.playing) await p.play(); }")
     page.wait_for_function("() => window.__playground.sample().playing", timeout=10000)
-    t1, wall = sample(page)["lastT"], time.monotonic()
-    # the visuals advance with the audio clock, and never faster than the time that passed
+    t1 = sample(page)["lastT"]
+    # the visuals advance with the audio clock, and never run ahead of the time that passed
+    # since the seek to 0.5 s (a busy machine's audio may stall and catch up, never lead)
     page.wait_for_function(f"() => window.__playground.state.lastT > {t1 + 0.3}",
                            timeout=10000)
     t2 = sample(page)["lastT"]
-    assert 0.3 < t2 - t1 < time.monotonic() - wall + 0.3, "visuals ahead of the audio clock"
+    assert t2 - 0.5 < time.monotonic() - started + 0.3, "visuals ahead of the audio clock"
     assert "seed=11" in page.url and checked == 5
     assert page.errors == []
 
@@ -186,7 +188,9 @@ def test_record_webm(page, server):
     open_track(page, server)
     page.click("#play")
     page.click("#record")
-    time.sleep(1.5)
+    # stop once the recorder has delivered video (it hands data over every 250 ms)
+    page.wait_for_function("() => window.__playground.state.recordedBytes > 1000",
+                           timeout=30000)
     page.click("#record")
     page.wait_for_selector("#download:not([hidden])", timeout=10000)
     size = int(page.get_attribute("#download", "data-size"))
