@@ -5,7 +5,10 @@
     python crossfade.py -config_fname config.ini          # DeepBass' interface
     python crossfade.py init-config [config.ini]          # write a default config
     python crossfade.py simple A B -o OUT.wav [--style equal_power] [--seconds 4]
-                        [--beat-sync [--beats 16]] [--key-match] [--context 5|full] [--sr 44100]
+                        [--beat-sync [--beats 16] [--candidate N]] [--key-match]
+                        [--schedule bass_swap|vocal_handoff|drums_first|FILE.json
+                         [--stems-a DIR] [--stems-b DIR] [--backend auto|demucs|dsp]]
+                        [--context 5|full] [--sr 44100]
     python crossfade.py neural A B -o OUT.wav --weights RUN [--style linear|hann|equal_power]
     python crossfade.py prep SONGS_DIR -o clips.h5 [--seconds 4]
     python crossfade.py train --data clips.h5 --run RUN [--preset small] [--steps N]
@@ -47,12 +50,15 @@ paths use the trimmed songs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from deepaudio.core.download import OFFLINE_ENV
 from deepaudio.core.errors import ToolkitError, user_errors_exit_2
@@ -60,7 +66,10 @@ from deepaudio.crossfade.clips import prep_clips
 from deepaudio.crossfade.deepbass import run_deepbass, write_default_ini
 from deepaudio.crossfade.evaluate import evaluate
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
-from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
+from deepaudio.crossfade.schedules import SCHEDULES
+from deepaudio.crossfade.songs import SIMPLE_STYLES, StemSource, crossfade_songs, write_output
+from deepaudio.mixer.separate import BACKENDS, separate
+from deepaudio.mixer.stems import stem_source
 from deepaudio.networks.nsynth import (
     CHECKPOINT_URL,
     MAGENTA_DILATION_CYCLE,
@@ -105,6 +114,37 @@ def _number(cast: type, lo: float, hi: float, *, lo_open: bool = False,
 _positive = _number(float, 0, float("inf"), lo_open=True)
 _rate = _number(int, 8000, 192000, what="an integer in Hz")
 _fraction = _number(float, 0, 1, lo_open=True, hi_open=True)
+
+
+STEMS_CACHE = "~/.cache/deepaudio/stems"
+
+
+def song_stems(song: str, folder: str | None, *, backend: str = "auto",
+               model: str = "htdemucs", cache: str | None = None,
+               offline: bool | None = None) -> StemSource:
+    """A song's stems for a stem schedule: its given folder, or the separation cached under
+    ``cache/<content hash>-<backend>-<model>/`` (separated now, with a progress bar, when
+    missing; into a temporary folder renamed into place, so an interrupted run leaves none)."""
+    if folder is not None:
+        return stem_source(os.path.expanduser(folder))
+    digest = hashlib.sha256()
+    with open(os.path.expanduser(song), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    root = Path(os.path.expanduser(cache or STEMS_CACHE))
+    target = root / f"{digest.hexdigest()[:20]}-{backend}-{model}"
+    if not (target / "stems.json").is_file():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tqdm(total=100, unit="%", desc=f"separating {Path(song).name}") as bar:
+            def progress(frac: float, stage: str) -> None:
+                bar.set_postfix_str(stage)
+                bar.update(round(100 * frac) - bar.n)
+            separate(os.path.expanduser(song), partial, backend=backend, model=model,
+                     progress=progress, offline=offline)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return stem_source(target)
 
 
 def _keys_line(keys: dict) -> str:
@@ -152,6 +192,22 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-match", action="store_true",
                    help="shift B by up to 2 semitones (Rubber Band, tempo kept) to a key "
                         "that mixes with A's (same, relative or a fifth away)")
+    p.add_argument("--candidate", type=_number(int, 0, 1000, what="an integer"), default=0,
+                   help="with --beat-sync: render the planner's candidate of this rank "
+                        "(default 0, the best; the sidecar lists them all)")
+    p.add_argument("--schedule", default=None,
+                   help=f"one gain curve per stem: {', '.join(SCHEDULES)}, or a JSON file "
+                        "(needs --beat-sync; stems from --stems-a/--stems-b, or separated)")
+    p.add_argument("--stems-a", default=None, help="the first song's stem folder "
+                   "(mixer_api.py separate's output); default: separate it")
+    p.add_argument("--stems-b", default=None, help="the second song's stem folder")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="separator for songs without a stem folder (default auto)")
+    p.add_argument("--model", default="htdemucs", help="Demucs model (default htdemucs)")
+    p.add_argument("--stems-cache", default=None,
+                   help=f"where separated stems are kept (default {STEMS_CACHE})")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help=f"never fetch separation weights (also ${OFFLINE_ENV}=1)")
 
     p = sub.add_parser("neural", help="WaveNet-autoencoder (NSynth-style) crossfade, 16 kHz")
     common(p, NEURAL_STYLES, "linear", None)
@@ -229,16 +285,32 @@ def main(argv: list[str] | None = None) -> int:
             raise ToolkitError(f"{path} exists; pass --force to overwrite it")
         print(f"wrote {write_default_ini(path)}")
     elif args.command == "simple":
+        stems_a = stems_b = None
+        if args.schedule is not None or args.stems_a or args.stems_b:
+            stems_a, stems_b = (
+                song_stems(song, folder, backend=args.backend, model=args.model,
+                           cache=args.stems_cache, offline=args.offline)
+                for song, folder in ((args.first_song, args.stems_a),
+                                     (args.second_song, args.stems_b)))
         out = crossfade_songs(args.first_song, args.second_song, sr=args.sr, style=args.style,
                               seconds=args.seconds, context=args.context,
                               beat_sync=args.beat_sync, beats=args.beats, seed=args.seed,
                               threshold=args.threshold, threshold_db=args.threshold_db,
-                              key_match=args.key_match)
+                              key_match=args.key_match, schedule=args.schedule,
+                              stems_a=stems_a, stems_b=stems_b, candidate=args.candidate)
         path = write_output(args.output, out)
         s = out["sidecar"]
         print(f"wrote {path} ({s['duration_s']:.2f} s, {s['mode']}, {s['style']}, "
               f"overlap {s['seconds']:.2f} s at {s['overlap_start_in_output_s']:.2f} s)")
         print(f"keys: {_keys_line(s['keys'])}")
+        if s["fallback_reason"]:
+            print(f"fallback: {s['fallback_reason']}")
+        if s["candidates"]:
+            c = s["candidates"][s["candidate"]]
+            print(f"planner: candidate {c['rank']} of {len(s['candidates'])} (score "
+                  f"{c['score']:.3f}): A from {c['a_start_in_song_s']:.2f} s, B from "
+                  f"{c['b_entry_in_song_s']:.2f} s, {c['beats']} beats"
+                  + (f"; schedule {s['schedule']['name']}" if s["schedule"] else ""))
     elif args.command == "neural":
         out = crossfade_neural(args.first_song, args.second_song, args.weights,
                                style=args.style, seconds=args.seconds, context=args.context,

@@ -19,6 +19,7 @@ the neighbours one step away with the same letter.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -118,8 +119,10 @@ def chroma_profile(audio: np.ndarray, sr: int) -> np.ndarray:
         y = resample(y[None], sr, ANALYSIS_SR)[0]
     if len(y) < HOP * 4:
         raise NoKeyError("too short to tell a key (less than half a second)")
-    chroma = librosa.feature.chroma_cqt(y=y, sr=ANALYSIS_SR, hop_length=HOP, norm=None,
-                                        fmin=librosa.note_to_hz(FMIN), n_octaves=OCTAVES)
+    with warnings.catch_warnings():     # a pure tone or silence: no tuning to estimate (0)
+        warnings.filterwarnings("ignore", "Trying to estimate tuning", UserWarning)
+        chroma = librosa.feature.chroma_cqt(y=y, sr=ANALYSIS_SR, hop_length=HOP, norm=None,
+                                            fmin=librosa.note_to_hz(FMIN), n_octaves=OCTAVES)
     return chroma.mean(axis=1)
 
 

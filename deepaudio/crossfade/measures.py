@@ -103,17 +103,9 @@ def _peaks_in_frame(norm: np.ndarray, contrast: float) -> np.ndarray:
     return is_max[norm[is_max] - np.maximum(left_v, right_v) >= contrast]
 
 
-def spectral_peaks(audio: np.ndarray, sr: int, *, contrast: float = 0.01,
-                   calibrated: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per 50 ms Hamming frame (50 % overlap, zero-padded to a power of two), the spectral
-    peaks as ``(freqs_hz, amps)``.
-
-    The audio is mixed to mono, resampled to 44.1 kHz and peak-normalised (as
-    ``timbral_models`` does). Peaks are picked on the min-max normalised spectrogram with a
-    contrast threshold; their frequency and level come from a parabola through the peak bin
-    and its neighbours. ``calibrated`` scales levels so a sine of amplitude a reads a (before
-    the peak normalisation is undone); otherwise they are raw FFT magnitudes (timbral scale).
-    """
+def _raw_peaks(audio: np.ndarray, sr: int, contrast: float
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """:func:`spectral_peaks` uncalibrated, and the factor that calibrates their levels."""
     x = np.asarray(audio, dtype=np.float64)
     x = x.mean(axis=0) if x.ndim == 2 else x
     scale = 1.0
@@ -131,8 +123,6 @@ def spectral_peaks(audio: np.ndarray, sr: int, *, contrast: float = 0.01,
     starts = np.arange(0, len(x) - n + 1, hop)
     frames = np.lib.stride_tricks.sliding_window_view(x, n)[starts] * window
     mag = np.abs(np.fft.rfft(frames, nfft, axis=1))
-    if calibrated:
-        mag *= 2 * scale / window.sum()
     lo, hi = mag.min(), mag.max()
     norm = (mag - lo) / (hi - lo) if hi > lo else np.zeros_like(mag)
     out = []
@@ -144,7 +134,24 @@ def spectral_peaks(audio: np.ndarray, sr: int, *, contrast: float = 0.01,
         den = a - 2 * b + c
         delta = np.divide(0.5 * (a - c), den, out=np.zeros_like(den), where=den != 0)
         out.append(((k + delta) * bin_hz, b - 0.25 * (a - c) * delta))
-    return out
+    return out, 2 * scale / window.sum()
+
+
+def spectral_peaks(audio: np.ndarray, sr: int, *, contrast: float = 0.01,
+                   calibrated: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per 50 ms Hamming frame (50 % overlap, zero-padded to a power of two), the spectral
+    peaks as ``(freqs_hz, amps)``.
+
+    The audio is mixed to mono, resampled to 44.1 kHz and peak-normalised (as
+    ``timbral_models`` does). Peaks are picked on the min-max normalised spectrogram with a
+    contrast threshold; their frequency and level come from a parabola through the peak bin
+    and its neighbours. ``calibrated`` scales levels so a sine of amplitude a reads a (before
+    the peak normalisation is undone); otherwise they are raw FFT magnitudes (timbral scale).
+    """
+    peaks, calibration = _raw_peaks(audio, sr, contrast)
+    if calibrated:
+        peaks = [(f, a * calibration) for f, a in peaks]
+    return peaks
 
 
 def roughness(audio: np.ndarray, sr: int) -> dict:
@@ -177,6 +184,16 @@ def loudness_dip_db(mix: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, sr:
     return float(lm - ref)
 
 
-def transition_measures(audio: np.ndarray, sr: int) -> dict:
-    """Roughness and dissonance of one rendered transition (the overlap region)."""
-    return {**roughness(audio, sr), **dissonance(audio, sr)}
+def transition_measures(audio: np.ndarray, sr: int, *,
+                        models: tuple[str, ...] = ("min", "product")) -> dict:
+    """Roughness and dissonance of one rendered transition (the overlap region): the same
+    numbers as :func:`roughness` and :func:`dissonance` (for the dissonance ``models``), from
+    one peak analysis (calibration scales every level by one factor)."""
+    peaks, calibration = _raw_peaks(audio, sr, 0.01)
+    per_frame = [vassilakis_roughness(f, a) for f, a in peaks]
+    mean = float(np.mean(per_frame)) if per_frame else 0.0
+    return {"roughness": mean, "roughness_0_100": timbral_scale(mean),
+            **{f"dissonance_{m}": float(np.mean([sethares_dissonance(f, a * calibration,
+                                                                     model=m)
+                                                 for f, a in peaks])) if peaks else 0.0
+               for m in models}}

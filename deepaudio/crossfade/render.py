@@ -288,10 +288,15 @@ def time_stretch(audio: np.ndarray, sr: int, rate: float) -> np.ndarray:
 
 def render_beat_sync(a: np.ndarray, b: np.ndarray, sr: int, plan: dict, *,
                      style: str = "equal_power", context: float | None = 5.0, seed: int = 0,
-                     a_offset: float = 0.0) -> dict:
+                     a_offset: float = 0.0, parts_a: dict[str, np.ndarray] | None = None,
+                     parts_b: dict[str, np.ndarray] | None = None) -> dict:
     """Render :func:`deepaudio.crossfade.plan.plan_beat_sync`'s plan. ``a`` is (the end of) A with
     ``a_offset`` seconds of A before it, in the coordinates the plan uses; ``b`` starts where
-    the plan's B starts. Returns :func:`place`'s dict plus ``report``."""
+    the plan's B starts. Returns :func:`place`'s dict plus ``report``.
+
+    ``parts_a`` / ``parts_b`` (e.g. stems, each shaped like its song; B's must add up to B)
+    are placed on the same timeline, B's stretched as B is (B is then the sum of its stretched
+    parts), and returned unfaded as ``parts_a`` / ``parts_b``."""
     rate = float(plan["stretch_rate"]) if plan["mode"] == "beat_sync" else 1.0
     ov_start = int(round((plan["overlap_start_s"] - a_offset) * sr))
     overlap = max(1, int(round(plan["overlap_s"] * sr)))
@@ -304,14 +309,23 @@ def render_beat_sync(a: np.ndarray, b: np.ndarray, sr: int, plan: dict, *,
             else (ov_start + overlap + ctx - anchor_a) / sr + STRETCH_MARGIN_S)
     seg0 = max(0, int(round((b_down - pre * rate) * sr)))
     seg1 = min(b.shape[1], int(np.ceil((b_down + post * rate) * sr)))
-    stretched = time_stretch(b[:, seg0:seg1], sr, rate)
+    if parts_b:         # B is the sum of its parts: stretch those alone
+        stretched_parts = {k: time_stretch(v[:, seg0:seg1], sr, rate)
+                           for k, v in parts_b.items()}
+        stretched = np.sum(list(stretched_parts.values()), axis=0)
+    else:
+        stretched_parts, stretched = {}, time_stretch(b[:, seg0:seg1], sr, rate)
     anchor_b = int(round((b_down * sr - seg0) / rate))     # B's downbeat in the stretched part
     if plan["mode"] != "beat_sync":
         style = "equal_power"           # tempi too far apart: a short equal-power cut
     g_out, g_in = ramp(style, overlap, seed=seed)
     out = place(a, stretched, overlap_start=ov_start, overlap=overlap,
                 b_offset=anchor_a - anchor_b, g_out=g_out, g_in=g_in, context=ctx)
-    lo = out["timeline_start"]
+    lo, hi = out["timeline_start"], out["timeline_start"] + out["audio"].shape[1]
+    b_offset = anchor_a - anchor_b
+    out["parts_a"] = {k: _take(v, lo, hi) for k, v in (parts_a or {}).items()}
+    out["parts_b"] = {k: _take(v, lo - b_offset, hi - b_offset)
+                      for k, v in stretched_parts.items()}
     out["report"] = {
         "mode": plan["mode"], "style": style, "seed": seed, "stretch_rate": rate,
         "seconds": overlap / sr, "overlap_start_in_output_s": out["overlap_start"] / sr,

@@ -16,14 +16,27 @@ from pathlib import Path
 
 import numpy as np
 
-from deepaudio.core.audio import audio_info, load_audio, save_audio
+from deepaudio.core.audio import audio_info, load_audio, save_audio, to_channels
+from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
 from deepaudio.core.gain import db_to_gain
 from deepaudio.core.key import NoKeyError, compatible_shift, estimate_key, key_relation
 from deepaudio.core.stretch import stretch
 from deepaudio.crossfade import render as cr
-from deepaudio.crossfade.plan import EDGE_SECONDS, plan_pair
+from deepaudio.crossfade.plan import EDGE_SECONDS, analyse_pair, candidate_plans
+from deepaudio.crossfade.planner import score_candidates
+from deepaudio.crossfade.schedules import (
+    REST,
+    SCHEDULES,
+    SHAPES,
+    Schedule,
+    apply_schedule,
+    custom_schedule,
+    group_parts,
+    named_schedule,
+    split_parts,
+)
 
 SIMPLE_STYLES = tuple(cr.RAMPS)
 LOUDNESS_SECONDS = 60.0        # end of A / start of B measured for loudness matching
@@ -104,17 +117,69 @@ def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False
     return b, keys
 
 
+StemSource = tp.Callable[[float, float, int], dict[str, np.ndarray]]
+"""``(offset_s, duration_s, sr) -> {stem: (C, N) float32}``: a song's stems over a window of
+it at ``sr`` (the mixer's stem folders give one: ``deepaudio.mixer.stems.stem_source``)."""
+
+
+def _schedule(schedule: str | dict | os.PathLike | None, beats: int, style: str,
+              stems_a: list[str], stems_b: list[str]) -> Schedule | None:
+    if schedule is None:
+        return None
+    default = style if style in SHAPES else "equal_power"
+    if isinstance(schedule, str) and schedule in SCHEDULES:
+        return named_schedule(schedule, beats, default_shape=default)
+    if isinstance(schedule, str) and not schedule.lower().endswith(".json"):
+        raise ConfigError(f"unknown schedule {schedule!r} (schedules: "
+                          f"{', '.join(SCHEDULES)}, or a .json file)")
+    return custom_schedule(schedule, stems_a=stems_a, stems_b=stems_b)
+
+
+def _window_stems(source: StemSource, offset: float, n: int, sr: int, channels: int
+                  ) -> dict[str, np.ndarray]:
+    stems = source(offset, n / sr, sr)
+    return {k: to_channels(np.asarray(v, np.float32), channels) for k, v in stems.items()}
+
+
+def _candidate_json(c: dict, a_song0: float, b_song0: float) -> dict:
+    p = c["plan"]
+    return {"rank": c["rank"], "score": c["score"], "parts": c["parts"],
+            "penalties": c["penalties"], "beats": p["beats"],
+            "a_start_in_song_s": round(a_song0 + p["overlap_start_s"], 3),
+            "b_entry_in_song_s": round(b_song0 + p["b_downbeat_s"], 3),
+            "overlap_s": round(p["overlap_s"], 3), "a_phrase": p["a_phrase"],
+            "b_bar": p["b_bar"]}
+
+
 def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_power",
                     seconds: float = 4.0, context: float | None = 5.0, beat_sync: bool = False,
                     beats: int = 16, seed: int = 0, threshold: float = 0.15,
                     threshold_db: float | None = None, max_trim: float | None = None,
-                    key_match: bool = False) -> dict:
+                    key_match: bool = False, schedule: str | dict | os.PathLike | None = None,
+                    stems_a: StemSource | None = None, stems_b: StemSource | None = None,
+                    candidate: int = 0) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
     :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
     about, the songs' keys included). ``key_match`` shifts B to a compatible key
-    (:func:`match_keys`)."""
+    (:func:`match_keys`).
+
+    Beat-synchronous transitions are planned (:mod:`deepaudio.crossfade.planner`): every
+    candidate is scored and the one ranked ``candidate`` (0: the best) is rendered; the
+    sidecar lists them all. ``schedule`` (a name of
+    :data:`deepaudio.crossfade.schedules.SCHEDULES`, a JSON file or dict) gives each stem its
+    own gain curve; it needs ``beat_sync`` and both songs' stems (``stems_a``, ``stems_b``).
+    Songs without a steady beat fall back to an equal-power fade of ``seconds``, with the
+    reason in the sidecar (``fallback_reason``).
+    """
     if style not in cr.RAMPS:
         raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")
+    if schedule is not None and not beat_sync:
+        raise ConfigError("schedule: a stem schedule needs a beat-synchronous transition "
+                          "(--beat-sync)")
+    if schedule is not None and (stems_a is None or stems_b is None):
+        raise ConfigError("schedule: a stem schedule needs the stems of both songs")
+    if not (isinstance(candidate, int) and 0 <= candidate):
+        raise ConfigError(f"candidate must be a rank >= 0, got {candidate!r}")
     if beat_sync:
         edge = None if context is None else EDGE_SECONDS + context + 30.0
     else:
@@ -122,15 +187,65 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
     pair = prepare_pair(a_path, b_path, sr, edge_seconds=edge, threshold=threshold,
                         threshold_db=threshold_db, max_trim=max_trim)
     a, b = pair["a"], pair["b"]
-    b, keys = match_keys(a, b, sr, key_match=key_match)
-    plan = None
-    if beat_sync:
-        plan = plan_pair(a, b, sr, beats=beats)
-        out = cr.render_beat_sync(a, b, sr, plan, style=style, context=context, seed=seed)
-    else:
-        out = cr.render_simple(a, b, sr, style=style, seconds=seconds, context=context,
-                               seed=seed)
     a_song0 = pair["a_offset_s"] + pair["trims"]["a"]["start_cut_s"]
+    b_song0 = pair["trims"]["b"]["start_cut_s"]
+    parts_a = parts_b = None
+    stem_names: dict[str, list[str]] | None = None
+    if stems_a is not None and stems_b is not None:
+        sa = _window_stems(stems_a, a_song0, a.shape[1], sr, a.shape[0])
+        sb = _window_stems(stems_b, b_song0, b.shape[1], sr, b.shape[0])
+        gain = np.float32(db_to_gain(pair["loudness"]["gain_db"]))
+        sb = {k: v * gain for k, v in sb.items()}
+    b, keys = match_keys(a, b, sr, key_match=key_match)
+    if stems_a is not None and stems_b is not None:
+        if keys["shift_semitones"]:
+            sb = {k: stretch(v, sr, semitones=keys["shift_semitones"]) for k, v in sb.items()}
+        parts_a, parts_b = split_parts(a, sa), split_parts(b, sb)
+        stem_names = {"a": list(sa), "b": list(sb)}
+    plan, candidates, fallback, resolved = None, None, None, None
+    if beat_sync:
+        try:
+            grid_a, grid_b = analyse_pair(a, b, sr)
+        except ToolkitError as e:
+            fallback = f"no beat-synchronous transition: {e}; an equal-power fade instead"
+    if beat_sync and fallback is None:
+        sched = _schedule(schedule, beats, style, list(sa) if parts_a else [],
+                          list(sb) if parts_b else [])
+        if sched is not None and sched.beats is not None:
+            beats = sched.beats
+        plans = candidate_plans(grid_a, grid_b, a_duration=a.shape[1] / sr,
+                                b_duration=b.shape[1] / sr, beats=beats)
+        if plans[0]["mode"] == "cut":
+            plan = plans[0]
+            if sched is not None:
+                fallback = ("the tempi are too far apart to mix the stems over a "
+                            "beat-synchronous overlap; a short cut instead")
+        else:
+            vocals = None
+            if parts_a is not None and parts_b is not None and "vocals" in parts_a \
+                    and "vocals" in parts_b:
+                vocals = (parts_a["vocals"], parts_b["vocals"])
+            if sched is not None and parts_a is not None and parts_b is not None:
+                parts_a = group_parts(parts_a, sched, "a")
+                parts_b = group_parts(parts_b, sched, "b")
+            scored = score_candidates(
+                plans, parts_a or {REST: a}, parts_b or {REST: b}, sr,
+                schedule=sched or Schedule("whole_mix", {}, None,
+                                           style if style in SHAPES else "equal_power"),
+                key_score=keys.get("score"), vocals=vocals)
+            if candidate >= len(scored):
+                raise ConfigError(f"candidate must be below {len(scored)} (the planner found "
+                                  f"{len(scored)}), got {candidate}")
+            plan = scored[candidate]["plan"]
+            candidates = [_candidate_json(c, a_song0, b_song0) for c in scored]
+        out = cr.render_beat_sync(a, b, sr, plan, style=style, context=context, seed=seed,
+                                  parts_a=parts_a if sched else None,
+                                  parts_b=parts_b if sched else None)
+        if sched is not None and plan["mode"] == "beat_sync":
+            resolved = apply_schedule(out, sched, plan, sr, stems=stem_names or {})
+    else:
+        out = cr.render_simple(a, b, sr, style="equal_power" if fallback else style,
+                               seconds=seconds, context=context, seed=seed)
     out["sr"] = sr
     out["sidecar"] = {"first_song": str(a_path), "second_song": str(b_path), "sr": sr,
                       "channels": int(out["audio"].shape[0]),
@@ -138,7 +253,12 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                       "context_s": context if context is not None else "full",
                       "trims": pair["trims"], "loudness": pair["loudness"],
                       "output_start_in_first_song_s": a_song0 + out["timeline_start"] / sr,
-                      **out["report"], "plan": plan, "keys": keys}
+                      **out["report"], "plan": plan, "keys": keys,
+                      "candidates": candidates,
+                      "candidate": candidate if candidates is not None else None,
+                      "schedule": resolved,
+                      "stems": stem_names,
+                      "fallback_reason": fallback}
     return out
 
 

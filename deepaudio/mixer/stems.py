@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from deepaudio.core.audio import audio_info, read_blocks, to_channels, write_audio_blocks
+from deepaudio.core.audio import (
+    audio_info,
+    load_audio,
+    read_blocks,
+    to_channels,
+    write_audio_blocks,
+)
 from deepaudio.core.cache import MemoryLRU
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
@@ -208,6 +214,26 @@ def load_stems(stems_dir: str | os.PathLike, *, sources: tp.Sequence[str] | None
     folder = open_stems(stems_dir, sources=sources)
     stack = folder.stack()
     return dict(zip(folder.names, stack)), folder.sr
+
+
+def stem_source(stems_dir: str | os.PathLike
+                ) -> tp.Callable[[float, float, int], dict[str, np.ndarray]]:
+    """A stem folder as the crossfade's stem source: ``(offset_s, duration_s, sr) ->
+    {stem: (2, N) float32}``, only that window decoded (seeking), at ``sr``, scale undone."""
+    folder = open_stems(stems_dir)
+
+    def window(offset: float, duration: float, sr: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name, path in folder.files.items():
+            try:
+                audio, _ = load_audio(path, sr=sr, channels=2, offset=max(0.0, offset),
+                                      duration=duration)
+            except ToolkitError as e:
+                raise SeparationError(f"{folder.path}: stem {name!r} does not decode ({e})"
+                                      ) from None
+            out[name] = audio / np.float32(folder.scale) if folder.scale != 1.0 else audio
+        return out
+    return window
 
 
 class StemCache:

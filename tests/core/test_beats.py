@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepaudio.core.beats import ANALYSIS_SR, HOP, _global_tempo, dp_beats
+from deepaudio.core.beats import (
+    ANALYSIS_SR,
+    HOP,
+    _global_tempo,
+    analyse_beats,
+    dp_beats,
+    pulse_clarity,
+)
+from deepaudio.core.errors import ToolkitError
 
 
 def test_dp_beats_finds_a_pulse_train_and_its_tempo():
@@ -22,3 +30,29 @@ def test_dp_beats_finds_a_pulse_train_and_its_tempo():
     assert np.abs(beats[:, None] - clicks[None, :]).min(axis=1).max() <= 1
     assert set(clicks[2:-2]) <= set(beats)
     assert len(dp_beats(np.zeros(500), 120.0)) == 0
+
+
+def test_no_steady_beat_in_a_drone_noise_or_speech_like_bursts():
+    """The tracker finds a 'beat' in anything; the pulse clarity refuses what has none, and
+    passes a click track with its tempo."""
+    rng = np.random.default_rng(1)
+    sr = 22050
+    t = np.arange(15 * sr) / sr
+    drone = 0.2 * np.sin(2 * np.pi * 110 * t) + 0.01 * rng.standard_normal(len(t))
+    bursts = np.zeros(len(t))
+    pos = 0
+    while pos < len(t):                            # syllables at an irregular rate
+        n = int(rng.uniform(0.08, 0.3) * sr)
+        bursts[pos:pos + n] = np.hanning(len(bursts[pos:pos + n]))
+        pos += n + int(rng.uniform(0.02, 0.4) * sr)
+    speech = bursts * np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * rng.standard_normal(len(t)))
+    for signal in (drone, 0.1 * rng.standard_normal(len(t)), speech):
+        with pytest.raises(ToolkitError, match="no steady beat found .pulse clarity 0"):
+            analyse_beats(signal[None].astype(np.float32), sr)
+    clicks = np.zeros(len(t))
+    for start in np.arange(0.25, 14.5, 0.5):       # 120 bpm
+        i = int(start * sr)
+        clicks[i:i + 200] = np.hanning(200) * rng.standard_normal(200)
+    grid = analyse_beats(clicks[None].astype(np.float32), sr)
+    assert grid.tempo == pytest.approx(120.0, rel=0.01)
+    assert pulse_clarity(grid.env, grid.tempo) > 0.5 > pulse_clarity(grid.env, 120.0 * 1.37)
