@@ -9,6 +9,8 @@
                         [--schedule bass_swap|vocal_handoff|drums_first|FILE.json
                          [--stems-a DIR] [--stems-b DIR] [--backend auto|demucs|dsp]]
                         [--context 5|full] [--sr 44100]
+    python crossfade.py mix SONG... -o MIX.mp3 [--order keep|auto] [--schedule NAME]
+                        [--no-beat-sync] [--beats 16]     # + MIX.cue, MIX.json
     python crossfade.py neural A B -o OUT.wav --weights RUN [--style linear|hann|equal_power]
     python crossfade.py prep SONGS_DIR -o clips.h5 [--seconds 4]
     python crossfade.py train --data clips.h5 --run RUN [--preset small] [--steps N]
@@ -66,6 +68,7 @@ from deepaudio.crossfade.clips import prep_clips
 from deepaudio.crossfade.deepbass import run_deepbass, write_default_ini
 from deepaudio.crossfade.evaluate import evaluate
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
+from deepaudio.crossfade.playlist import ORDERS, render_mix
 from deepaudio.crossfade.schedules import SCHEDULES
 from deepaudio.crossfade.songs import SIMPLE_STYLES, StemSource, crossfade_songs, write_output
 from deepaudio.mixer.separate import BACKENDS, separate
@@ -209,6 +212,31 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", default=None,
                    help=f"never fetch separation weights (also ${OFFLINE_ENV}=1)")
 
+    p = sub.add_parser("mix", help="a continuous mix of N songs with planned transitions, "
+                       "and its cue sheet")
+    p.add_argument("songs", nargs="+", metavar="SONG")
+    p.add_argument("-o", "--output", required=True,
+                   help="the mix (.mp3 .flac .wav .ogg .m4a); OUT.cue and OUT.json beside it")
+    p.add_argument("--order", choices=ORDERS, default="keep",
+                   help="keep the given order, or auto: the first song first, then by key "
+                        "and tempo compatibility")
+    p.add_argument("--no-beat-sync", dest="beat_sync", action="store_false",
+                   help="plain fades of --seconds instead of planned beat-synchronous ones")
+    p.add_argument("--beats", type=int, choices=(8, 16, 32), default=16)
+    p.add_argument("--style", choices=SIMPLE_STYLES, default="equal_power")
+    p.add_argument("--seconds", type=_positive, default=8.0,
+                   help="overlap of plain fades and fallbacks (default 8)")
+    p.add_argument("--schedule", default=None,
+                   help=f"a stem schedule for every transition: {', '.join(SCHEDULES)}, or a "
+                        "JSON file (songs separated once and cached)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--model", default="htdemucs", help="Demucs model (default htdemucs)")
+    p.add_argument("--stems-cache", default=None,
+                   help=f"where separated stems are kept (default {STEMS_CACHE})")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help=f"never fetch separation weights (also ${OFFLINE_ENV}=1)")
+    p.add_argument("--sr", type=_rate, default=44100, help="output rate (default 44100)")
+
     p = sub.add_parser("neural", help="WaveNet-autoencoder (NSynth-style) crossfade, 16 kHz")
     common(p, NEURAL_STYLES, "linear", None)
     p.add_argument("-o", "--output", required=True)
@@ -311,6 +339,34 @@ def main(argv: list[str] | None = None) -> int:
                   f"{c['score']:.3f}): A from {c['a_start_in_song_s']:.2f} s, B from "
                   f"{c['b_entry_in_song_s']:.2f} s, {c['beats']} beats"
                   + (f"; schedule {s['schedule']['name']}" if s["schedule"] else ""))
+    elif args.command == "mix":
+        stems = None
+        if args.schedule is not None:
+            stems = lambda song: song_stems(  # noqa: E731
+                str(song), None, backend=args.backend, model=args.model,
+                cache=args.stems_cache, offline=args.offline)
+        with tqdm(total=1000, desc="mixing", bar_format="{l_bar}{bar}| {elapsed}<{remaining}"
+                  " {postfix}") as bar:
+            def progress(frac: float, stage: str) -> None:
+                bar.set_postfix_str(stage, refresh=False)
+                bar.update(max(0, round(1000 * frac) - bar.n))
+            rep = render_mix(args.songs, args.output, sr=args.sr, order=args.order,
+                             beat_sync=args.beat_sync, beats=args.beats, style=args.style,
+                             seconds=args.seconds, schedule=args.schedule, stems=stems,
+                             progress=progress)
+        mix = Path(rep["output"])
+        print(f"wrote {mix} ({rep['duration_s'] / 60:.1f} min, {len(rep['tracks'])} songs), "
+              f"{mix.with_suffix('.cue').name} and {mix.with_suffix('.json').name}")
+        for t in rep["tracks"]:
+            key = t["key"]["camelot"] if t["key"] else "-"
+            tempo = f"{t['tempo']:.1f} bpm" if t["tempo"] else "-"
+            print(f"  {t['start_s'] // 60:02.0f}:{t['start_s'] % 60:05.2f}  {t['title']}"
+                  + (f"  ({key}, {tempo})" if rep["order"] == "auto" else ""))
+        for tr in rep["transitions"]:
+            if tr["fallback_reason"]:
+                print(f"  transition {tr['from'] + 1}->{tr['to'] + 1}: {tr['fallback_reason']}")
+        if rep["clipped_samples"]:
+            print(f"warning: {rep['clipped_samples']} samples clipped at full scale")
     elif args.command == "neural":
         out = crossfade_neural(args.first_song, args.second_song, args.weights,
                                style=args.style, seconds=args.seconds, context=args.context,

@@ -175,9 +175,14 @@ def write(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *
         out.close()
 
 
-MP3_FRAME = 1152                # samples per MPEG-1 Layer III frame
-MP3_CHUNK = 768 * MP3_FRAME     # ~20 s at 44.1 kHz per encoder run
-MP3_MARGIN = 16 * MP3_FRAME     # context encoded and dropped on each side of a chunk
+MP3_CHUNK_FRAMES = 768          # frames per encoder run (~20 s)
+MP3_MARGIN_FRAMES = 16          # context encoded and dropped on each side of a chunk
+
+
+def mp3_frame_samples(sr: int) -> int:
+    """Samples per Layer III frame: 1152 in MPEG-1 (32-48 kHz), 576 in MPEG-2 and 2.5 (8-24
+    kHz)."""
+    return 1152 if sr >= 32000 else 576
 
 
 def _mp3_context(sr: int, layout: str, vbr_quality: int, algorithm: int, ctx=None):
@@ -226,6 +231,8 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
 
     layout = "mono" if channels == 1 else "stereo"
     workers = max(1, workers or os.cpu_count() or 1)
+    frame = mp3_frame_samples(sr)
+    chunk, margin = MP3_CHUNK_FRAMES * frame, MP3_MARGIN_FRAMES * frame
     out = av.open(str(path), "w", format="mp3")
     try:
         st = out.add_stream("libmp3lame", rate=sr)
@@ -238,7 +245,7 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
             nonlocal frame_no
             for pkt in fut.result():
                 pkt.stream = st
-                pkt.pts = pkt.dts = frame_no * MP3_FRAME
+                pkt.pts = pkt.dts = frame_no * frame
                 pkt.time_base = Fraction(1, sr)
                 frame_no += 1
                 out.mux(pkt)
@@ -249,7 +256,7 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
             ended = False
             it = iter(blocks)
             while not ended:
-                while buf.shape[1] < head + MP3_CHUNK + MP3_MARGIN:
+                while buf.shape[1] < head + chunk + margin:
                     block = next(it, None)
                     if block is None:
                         ended = True
@@ -258,19 +265,19 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
                     buf = np.concatenate([buf, block], axis=1) if block.shape[1] else buf
                 if ended and buf.shape[1] <= head:
                     break
-                last = ended and buf.shape[1] <= head + MP3_CHUNK + MP3_MARGIN
-                n = buf.shape[1] if last else head + MP3_CHUNK + MP3_MARGIN
+                last = ended and buf.shape[1] <= head + chunk + margin
+                n = buf.shape[1] if last else head + chunk + margin
                 pending.append(pool.submit(
                     _mp3_run, buf[:, :n].copy(), sr, layout, vbr_quality, algorithm,
-                    head // MP3_FRAME, None if last else MP3_CHUNK // MP3_FRAME,
+                    head // frame, None if last else MP3_CHUNK_FRAMES,
                     None if start else st.codec_context))
                 while len(pending) > workers:
                     mux(pending.popleft())
                 if last:
                     break
-                start += MP3_CHUNK
-                keep = head + MP3_CHUNK - MP3_MARGIN
-                buf, head = buf[:, keep:], MP3_MARGIN
+                start += chunk
+                keep = head + chunk - margin
+                buf, head = buf[:, keep:], margin
             while pending:
                 mux(pending.popleft())
     finally:

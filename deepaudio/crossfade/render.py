@@ -213,7 +213,10 @@ def place(a: np.ndarray, b: np.ndarray, *, overlap_start: int, overlap: int, b_o
     overlap is A's samples [overlap_start, overlap_start + overlap).
 
     Returns the mix and, on the same timeline, the unfaded parts and the gains (for
-    measures and plots). ``context`` samples of A before and of B after the overlap are kept
+    measures and plots). The renderers add ``b_map`` (``offset``, ``seg0``, ``rate``): the
+    timeline's sample ``t`` plays B's sample ``seg0 + (t - offset) * rate`` (B stretched by
+    ``rate`` from its sample ``seg0``), so a player can go on with B where the output ends.
+    ``context`` samples of A before and of B after the overlap are kept
     (None: all of both).
     """
     lo = 0 if context is None else max(0, overlap_start - context)
@@ -246,6 +249,7 @@ def render_simple(a: np.ndarray, b: np.ndarray, sr: int, *, style: str = "equal_
     ctx = None if context is None else int(round(context * sr))
     out = place(a, b, overlap_start=start, overlap=n, b_offset=start, g_out=g_out, g_in=g_in,
                 context=ctx)
+    out["b_map"] = {"offset": start, "seg0": 0, "rate": 1.0}
     out["report"] = {"mode": "simple", "style": style, "seconds": n / sr, "seed": seed,
                      "overlap_start_in_output_s": out["overlap_start"] / sr}
     return out
@@ -326,6 +330,7 @@ def render_beat_sync(a: np.ndarray, b: np.ndarray, sr: int, plan: dict, *,
     out["parts_a"] = {k: _take(v, lo, hi) for k, v in (parts_a or {}).items()}
     out["parts_b"] = {k: _take(v, lo - b_offset, hi - b_offset)
                       for k, v in stretched_parts.items()}
+    out["b_map"] = {"offset": b_offset, "seg0": seg0, "rate": rate}
     out["report"] = {
         "mode": plan["mode"], "style": style, "seed": seed, "stretch_rate": rate,
         "seconds": overlap / sr, "overlap_start_in_output_s": out["overlap_start"] / sr,

@@ -225,7 +225,10 @@ def split_parts(mix: np.ndarray, stems: dict[str, np.ndarray]) -> dict[str, np.n
         m = min(n, x.shape[1])
         y[:, :m] = x[:mix.shape[0], :m] if x.shape[0] >= mix.shape[0] else x[:1, :m]
         parts[name] = y
-    parts[REST] = (mix - np.sum(list(parts.values()), axis=0)) if parts else mix.copy()
+    rest = mix.copy()
+    for y in parts.values():           # in place: no (stems, C, N) stack
+        rest -= y
+    parts[REST] = rest
     return parts
 
 
@@ -235,7 +238,10 @@ def group_parts(parts: dict[str, np.ndarray], schedule: Schedule, song: str
     into :data:`REST` (it all follows the default ramp: one part to stretch, not many)."""
     named = {k: v for k, v in parts.items() if k != REST and song in schedule.stems.get(k, {})}
     rest = [v for k, v in parts.items() if k not in named]
-    return {**named, REST: np.sum(rest, axis=0) if len(rest) > 1 else rest[0]}
+    total = rest[0].copy() if len(rest) > 1 else rest[0]
+    for v in rest[1:]:
+        total += v
+    return {**named, REST: total}
 
 
 def beat_mapper(plan: dict, sr: int, origin_s: float) -> tp.Callable[[np.ndarray], np.ndarray]:

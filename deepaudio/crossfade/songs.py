@@ -79,24 +79,35 @@ def prepare_pair(a_path, b_path, sr: int, *, edge_seconds: float | None = None,
             "a_offset_s": a_off}
 
 
+KEY_STEM = "other"             # the chords: 98 % exact keys against 57 % from the mix (bench)
+
+
 def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False,
-               max_shift: int = MAX_KEY_SHIFT) -> tuple[np.ndarray, dict]:
+               max_shift: int = MAX_KEY_SHIFT, key_a: np.ndarray | None = None,
+               key_b: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """The keys of A's end and B's start (:func:`deepaudio.core.key.estimate_key` on the last
     and first ``KEY_SECONDS``), how well they mix, and with ``key_match`` B pitch-shifted
     (Rubber Band, tempo kept) by the smallest shift within ``max_shift`` semitones that makes
     it compatible (same, relative or adjacent on the Camelot wheel). A song without a
     detectable key, or keys no allowed shift reconciles, leave B as it is, with the reason.
-    Returns B and the sidecar's ``keys``."""
+    ``key_a`` / ``key_b`` (shaped like ``a`` / ``b``: a stem holding the chords) are what the
+    keys are estimated from, the mixes where they have none (``a_from``/``b_from`` say
+    which). Returns B and the sidecar's ``keys``."""
     n = int(KEY_SECONDS * sr)
     keys: dict[str, tp.Any] = {"key_match": key_match, "shift_semitones": 0}
     found = {}
-    for name, part in (("a", a[:, -n:]), ("b", b[:, :n])):
-        try:
-            found[name] = estimate_key(part, sr)
-            keys[name] = found[name].to_json()
-        except NoKeyError as e:
-            keys[name] = None
-            keys[f"{name}_reason"] = str(e)
+    for name, mix, stem in (("a", a[:, -n:], None if key_a is None else key_a[:, -n:]),
+                            ("b", b[:, :n], None if key_b is None else key_b[:, :n])):
+        for part in ([stem] if stem is not None else []) + [mix]:
+            try:
+                found[name] = estimate_key(part, sr)
+                keys[name] = found[name].to_json()
+                keys[f"{name}_from"] = "mix" if part is mix else f"{KEY_STEM} stem"
+                keys.pop(f"{name}_reason", None)
+                break
+            except NoKeyError as e:
+                keys[name] = None
+                keys[f"{name}_reason"] = str(e)
     if len(found) < 2:
         keys["reason"] = "no key for " + " and ".join(
             {"a": "the first song", "b": "the second song"}[k] for k in "ab" if k not in found)
@@ -157,7 +168,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                     threshold_db: float | None = None, max_trim: float | None = None,
                     key_match: bool = False, schedule: str | dict | os.PathLike | None = None,
                     stems_a: StemSource | None = None, stems_b: StemSource | None = None,
-                    candidate: int = 0) -> dict:
+                    candidate: int = 0, a_after_s: float | None = None) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
     :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
     about, the songs' keys included). ``key_match`` shifts B to a compatible key
@@ -170,6 +181,11 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
     own gain curve; it needs ``beat_sync`` and both songs' stems (``stems_a``, ``stems_b``).
     Songs without a steady beat fall back to an equal-power fade of ``seconds``, with the
     reason in the sidecar (``fallback_reason``).
+
+    ``a_after_s`` (a playlist: where A's previous transition left off, in A's seconds) keeps
+    the output from starting earlier in A. The sidecar's ``output_start_in_first_song_s`` and
+    ``output_end_in_second_song_s`` say where the output joins the two songs (B's position
+    as B plays unstretched: a player goes on from there).
     """
     if style not in cr.RAMPS:
         raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")
@@ -196,7 +212,10 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
         sb = _window_stems(stems_b, b_song0, b.shape[1], sr, b.shape[0])
         gain = np.float32(db_to_gain(pair["loudness"]["gain_db"]))
         sb = {k: v * gain for k, v in sb.items()}
-    b, keys = match_keys(a, b, sr, key_match=key_match)
+    chords = stems_a is not None and stems_b is not None and KEY_STEM in sa and KEY_STEM in sb
+    b, keys = match_keys(a, b, sr, key_match=key_match,
+                         key_a=sa[KEY_STEM] if chords else None,
+                         key_b=sb[KEY_STEM] if chords else None)
     if stems_a is not None and stems_b is not None:
         if keys["shift_semitones"]:
             sb = {k: stretch(v, sr, semitones=keys["shift_semitones"]) for k, v in sb.items()}
@@ -215,6 +234,14 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
             beats = sched.beats
         plans = candidate_plans(grid_a, grid_b, a_duration=a.shape[1] / sr,
                                 b_duration=b.shape[1] / sr, beats=beats)
+        if a_after_s is not None:
+            pre = 0.0 if context is None else context
+            kept = [p for p in plans if a_song0 + p["overlap_start_s"] - pre >= a_after_s]
+            if not kept:
+                raise ToolkitError(
+                    f"{Path(a_path).name} is too short to mix out of: every transition "
+                    f"starts before {a_after_s:.2f} s, where the previous one ended")
+            plans = kept
         if plans[0]["mode"] == "cut":
             plan = plans[0]
             if sched is not None:
@@ -247,12 +274,21 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
         out = cr.render_simple(a, b, sr, style="equal_power" if fallback else style,
                                seconds=seconds, context=context, seed=seed)
     out["sr"] = sr
+    bm = out["b_map"]
+    b_end = bm["seg0"] + (out["timeline_start"] + out["audio"].shape[1] - bm["offset"]) \
+        * bm["rate"]
+    a_start = a_song0 + out["timeline_start"] / sr
+    if a_after_s is not None and a_start < a_after_s - 0.5 / sr:
+        raise ToolkitError(f"{Path(a_path).name} is too short to mix out of: its last "
+                           f"{seconds:g} s start before {a_after_s:.2f} s, where the "
+                           f"previous transition ended")
     out["sidecar"] = {"first_song": str(a_path), "second_song": str(b_path), "sr": sr,
                       "channels": int(out["audio"].shape[0]),
                       "duration_s": out["audio"].shape[1] / sr,
                       "context_s": context if context is not None else "full",
                       "trims": pair["trims"], "loudness": pair["loudness"],
-                      "output_start_in_first_song_s": a_song0 + out["timeline_start"] / sr,
+                      "output_start_in_first_song_s": a_start,
+                      "output_end_in_second_song_s": b_song0 + b_end / sr,
                       **out["report"], "plan": plan, "keys": keys,
                       "candidates": candidates,
                       "candidate": candidate if candidates is not None else None,

@@ -181,7 +181,7 @@ def _secret_key(data: Path) -> bytes:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return jsonify(error=public_message(e.message)), e.status, e.headers
+        return jsonify(error=public_message(e.message), **e.extra), e.status, e.headers
 
     @app.errorhandler(ToolkitError)
     def toolkit_error(e: ToolkitError):   # bad option values, undecodable audio, ...

@@ -60,7 +60,9 @@ from deepaudio.core.errors import ToolkitError
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.measures import loudness_dip_db, transition_measures
 from deepaudio.crossfade.neural import NEURAL_STYLES, crossfade_neural
+from deepaudio.crossfade.schedules import SCHEDULES
 from deepaudio.crossfade.songs import SIMPLE_STYLES, crossfade_songs, write_output
+from deepaudio.mixer.stems import stem_source
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import connect, db
 from deepaudio.web.http import (
@@ -72,6 +74,7 @@ from deepaudio.web.http import (
     send_media,
 )
 from deepaudio.web.jobs import JobLimitError
+from deepaudio.web.mixer import track_stems
 from deepaudio.web.runs import wavenet_runs
 
 bp = Blueprint("crossfade", __name__)
@@ -84,7 +87,8 @@ MAX_NEURAL_SECONDS = 4.0    # WaveNet decoding is sample by sample: ~seconds per
 MEASURE_MAX_SECONDS = 8.0   # overlaps up to this long are measured with the render
 CURVE_POINTS = 600          # gain-curve bins returned for the whole output
 OUTPUT_SR = 44100
-CACHE_VERSION = 2           # bump when the rendering changes, so old renders are not served
+CACHE_VERSION = 3           # bump when the rendering changes, so old renders are not served
+MAX_CANDIDATE = 63          # the planner finds at most 6 x 3 candidates
 ID = re.compile(r"^[0-9a-f]{64}$")
 MIME = {".ogg": "audio/ogg", ".flac": "audio/flac"}
 
@@ -104,6 +108,8 @@ class CrossfadeRequest:
     run: str | None = None                    # a WaveNet run (GET /styles): the neural fade
     measures: bool | None = None              # None: when the overlap is short; not in the id
     key_match: bool = False                   # shift B by up to 2 semitones to a compatible key
+    schedule: str | dict | None = None        # per-stem gains: a named schedule or custom JSON
+    candidate: int = 0                        # the planner's candidate to render (0: the best)
 
     def validate(self) -> None:
         neural = self.run is not None
@@ -125,6 +131,19 @@ class CrossfadeRequest:
             raise ConfigError("key 'key_match' must be false for a neural fade (run is set)")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"key 'seed' must be in [0, 2**32), got {self.seed}")
+        if self.schedule is not None:
+            if not self.beat_sync:
+                raise ConfigError("key 'schedule' needs beat_sync: true (a stem schedule is "
+                                  "counted in beats)")
+            if isinstance(self.schedule, str) and self.schedule not in SCHEDULES:
+                raise ConfigError(f"key 'schedule' must be one of {', '.join(SCHEDULES)} or "
+                                  f"a custom schedule object, got {self.schedule!r}")
+        if not 0 <= self.candidate <= MAX_CANDIDATE:
+            raise ConfigError(f"key 'candidate' must be in [0, {MAX_CANDIDATE}], "
+                              f"got {self.candidate}")
+        if self.candidate and not self.beat_sync:
+            raise ConfigError("key 'candidate' needs beat_sync: true (the planner's "
+                              "candidates are beat-synchronous)")
 
     def render_key(self) -> dict:
         """The settings that change the audio: what the id is the hash of."""
@@ -136,6 +155,9 @@ class CrossfadeRequest:
             key.pop("beats")
         if self.style != "random_linear" or self.run is not None:
             key.pop("seed")
+        for name, default in (("schedule", None), ("candidate", 0)):
+            if key[name] == default:
+                key.pop(name)
         return key
 
 
@@ -175,16 +197,33 @@ def _neural_parts(out: dict) -> None:
     out["part_a"], out["part_b"] = part_a, part_b
 
 
+def _lanes(out: dict, stems: dict | None) -> dict | None:
+    """Each stem's gain over the output, binned like the curves: the schedule's curve, or the
+    whole-mix ramp for a stem it leaves alone (and for every stem without a schedule)."""
+    if not stems:
+        return None
+    gains = out.get("stem_gains") or {}
+    return {song: {name: _bin_means(gains.get(song, {}).get(name, out[default]), CURVE_POINTS)
+                   for name in stems[song]}
+            for song, default in (("a", "g_out"), ("b", "g_in"))}
+
+
 def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
            run_dir: Path | None = None,
-           progress: tp.Callable[[float], None] | None = None) -> dict:
+           progress: tp.Callable[[float], None] | None = None,
+           stems: tuple[Path, Path] | None = None) -> dict:
     """Render the transition; returns ``crossfade``'s output dict with ``sidecar`` replaced by
-    the page's JSON (no server paths in it) and ``measures`` (None when not measured)."""
+    the page's JSON (no server paths in it) and ``measures`` (None when not measured).
+    ``stems`` (both tracks' stem folders) lets the planner hear the vocals and the keys come
+    from the chords, and a ``schedule`` apply."""
     if run_dir is None:
         out = crossfade_songs(path_a, path_b, sr=OUTPUT_SR, style=req.style,
-                                 seconds=req.seconds, context=req.context,
-                                 beat_sync=req.beat_sync, beats=req.beats, seed=req.seed,
-                                 key_match=req.key_match)
+                              seconds=req.seconds, context=req.context,
+                              beat_sync=req.beat_sync, beats=req.beats, seed=req.seed,
+                              key_match=req.key_match, schedule=req.schedule,
+                              candidate=req.candidate,
+                              stems_a=stem_source(stems[0]) if stems else None,
+                              stems_b=stem_source(stems[1]) if stems else None)
         curves = {"g_out": _bin_means(out["g_out"], CURVE_POINTS),
                   "g_in": _bin_means(out["g_in"], CURVE_POINTS), "applied_to": "audio"}
     else:
@@ -217,6 +256,10 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
         "run": req.run, "curves": {"points": len(curves["g_in"]), **curves,
                                    "span": "output" if run_dir is None else "overlap"},
         "generation": s.get("generation"), "keys": s.get("keys"),
+        "candidates": s.get("candidates"), "candidate": s.get("candidate"),
+        "schedule": s.get("schedule"), "stems": s.get("stems"),
+        "lanes": _lanes(out, s.get("stems")) if run_dir is None else None,
+        "fallback_reason": s.get("fallback_reason"),
         "request": req.render_key(), "cache_version": CACHE_VERSION,
     }
     wanted = req.measures
@@ -433,13 +476,30 @@ def _known(key: str) -> tuple[Path, Path, dict]:
     return audio_path, sidecar_path, sidecar
 
 
+def _stems_for(req: CrossfadeRequest) -> tuple[tuple[Path, str], tuple[Path, str]] | None:
+    """Both tracks' stems (folder, cache key) from this user's separations, for a
+    beat-synchronous transition; a schedule without them is a 409 that names the tracks to
+    separate first (POST /api/mixer/jobs)."""
+    if not req.beat_sync or req.run is not None:
+        return None
+    found = {t: track_stems(t) for t in (req.track_a, req.track_b)}
+    missing = [t for t, v in found.items() if v is None]
+    if missing and req.schedule is not None:
+        raise ApiError(409, "a stem schedule needs both tracks' stems: separate "
+                       + " and ".join(f"track {t}" for t in missing)
+                       + " first (a stem mixer job for each), then ask again",
+                       extra={"needs_stems": missing})
+    a, b = found[req.track_a], found[req.track_b]
+    return None if a is None or b is None else (a, b)
+
+
 @bp.get("/styles")
 def styles():
     runs = wavenet_runs(current_app.config["MODELS_DIR"])
     defaults = {k: v for k, v in dataclasses.asdict(
         CrossfadeRequest(track_a="", track_b="")).items() if k not in ("track_a", "track_b")}
     return jsonify(simple=list(SIMPLE_STYLES), neural=list(NEURAL_STYLES) if runs else [],
-                   beats=list(BEATS), defaults=defaults,
+                   beats=list(BEATS), defaults=defaults, schedules=list(SCHEDULES),
                    limits={"seconds": MAX_SECONDS, "neural_seconds": MAX_NEURAL_SECONDS,
                            "context": MAX_CONTEXT, "measure_seconds": MEASURE_MAX_SECONDS},
                    runs=[{k: v for k, v in r.items() if k != "path"} for r in runs])
@@ -458,6 +518,9 @@ def create():
         st = (rdir / "last.pt").stat()
         ident["weights"] = [st.st_size, st.st_mtime_ns]
     ident["cache_version"] = CACHE_VERSION
+    stems = _stems_for(req)
+    if stems is not None:          # another separation of a track is another render
+        ident["stems"] = [key for _, key in stems]
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     locks = current_app.extensions["crossfade_locks"]
     with locks.hold(key):
@@ -470,7 +533,10 @@ def create():
         if rdir is not None:
             return _submit_job(key, req, path_a, path_b, rdir)
         try:
-            out = render(req, path_a, path_b, run_dir=rdir)
+            out = render(req, path_a, path_b, run_dir=rdir,
+                         stems=None if stems is None else (stems[0][0], stems[1][0]))
+        except ConfigError as e:        # a custom schedule's field, a candidate past the last
+            raise ApiError(400, str(e)) from None
         except ToolkitError as e:       # no steady beat, a song too short, ...
             raise ApiError(422, str(e)) from None
         write_output(_root() / key / f"transition.{req.format}", out,

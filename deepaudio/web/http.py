@@ -20,10 +20,12 @@ from deepaudio.web.db import db
 class ApiError(ToolkitError):
     """An error the client caused or must know about, returned as ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, *,
+                 extra: dict[str, tp.Any] | None = None):
         self.status = int(status)
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}            # more keys of the JSON body, beside "error"
         super().__init__(message)
 
 

@@ -98,6 +98,17 @@ def _stems_dir(row: sqlite3.Row) -> Path:
     return _root() / "jobs" / row["id"] / "stems"
 
 
+def track_stems(track_id: str) -> tuple[Path, str] | None:
+    """The stems of ``track_id`` this user has separated (their newest finished job: its stem
+    folder and cache key), or None."""
+    row = db().execute("SELECT * FROM mixer_jobs WHERE user_id = ? AND track_id = ? AND "
+                       "state = 'done' ORDER BY finished DESC LIMIT 1",
+                       (user_id(), track_id)).fetchone()
+    if row is None or not (_stems_dir(row) / "stems.json").is_file():
+        return None
+    return _stems_dir(row), row["cache_key"]
+
+
 def _full_job(row: sqlite3.Row) -> dict:
     out = job_json(row)
     out["original_url"] = f"/api/tracks/{row['track_id']}/audio"

@@ -2,7 +2,10 @@
 // beat-synced number of beats, render the transition on the server (POST /api/crossfade,
 // cached by request), then see it (waveform, overlap, the two gain curves the server applied)
 // and hear it (Web Audio, decoded once). "Compare with" renders a second style of the same
-// transition and A/B switches between them at the same position.
+// transition and A/B switches between them at the same position. Beat-synced transitions are
+// planned: the candidates the planner scored are shown on a line over A's end (click one to
+// hear it); with "Stems" each stem gets its own gain curve, drawn as one lane per stem, and
+// tracks without stems are separated first through the stem mixer's jobs (with progress).
 import { AudioPlayer } from './audio/player.js';
 import { api, postJson } from './shared/api.js';
 import { $, debounce, guard, isTextEntry, onFileChosen, setStatus } from './shared/dom.js';
@@ -22,6 +25,7 @@ const COLORS = {
 };
 const PAD = { top: 14, bottom: 22, left: 6, right: 6 };
 const PRE_ROLL_S = 1.0;                       // "To overlap" starts this long before it
+const LANE_PX = 16;                           // height of one stem lane (CSS pixels)
 
 const player = new AudioPlayer();
 const state = {
@@ -31,6 +35,7 @@ const state = {
   current: 0,                                 // which result plays
   rendering: false,
   lastRequests: [],                           // the bodies sent for the current results
+  candidate: 0,                               // the planner's candidate to render
 };
 
 const styleName = (s) => s.replace(/_/g, ' ');
@@ -115,6 +120,7 @@ async function loadStyles() {
   $('context').value = String(d.context);
   $('context').max = String(s.limits.context);
   $('beats').value = String(d.beats);
+  for (const name of s.schedules || []) $('schedule').appendChild(new Option(styleName(name), name));
   renderSettings();
 }
 
@@ -131,8 +137,11 @@ function requestBody(styleValue) {
     Object.assign(body, { style: neuralStyle, run, seconds });
   } else {
     body.style = kind;
-    if ($('beat-sync').checked) Object.assign(body, { beat_sync: true, beats: Number($('beats').value) });
-    else body.seconds = seconds;
+    if ($('beat-sync').checked) {
+      Object.assign(body, { beat_sync: true, beats: Number($('beats').value) });
+      if ($('schedule').value) body.schedule = $('schedule').value;
+      if (state.candidate) body.candidate = state.candidate;
+    } else body.seconds = seconds;
     if ($('key-match').checked) body.key_match = true;
   }
   return body;
@@ -145,17 +154,19 @@ function renderSettings() {
   if (neural) { $('beat-sync').checked = false; $('key-match').checked = false; }
   const sync = $('beat-sync').checked;
   $('beats').disabled = !sync;
+  $('schedule').disabled = !sync;
   $('seconds').disabled = sync;
   $('seconds').max = String(neural ? state.styles.limits.neural_seconds : state.styles.limits.seconds);
   $('settings-hint').textContent = neural
     ? `The WaveNet decodes the fade of the two songs' encodings (16 kHz mono, at most ${state.styles.limits.neural_seconds} s). It renders as a job on the server, sample by sample: minutes with the full NSynth model on a CPU; the bar shows its progress.`
-    : sync ? 'B is time-stretched to A\'s tempo and its first downbeat put on one of A\'s; the overlap is that many of A\'s beats (a short cut when the tempi are more than 8 % apart).'
+    : sync ? `B is time-stretched to A's tempo and its downbeat put on one of A's, at the mix point the planner scores best; the overlap is that many of A's beats (a short cut when the tempi are more than 8 % apart).${$('schedule').value ? ' Each stem follows its own curve: tracks not separated yet are separated first (once).' : ''}`
       : 'Pick two tracks (A fades out, B fades in). The same track twice works too.';
 }
 
 // ------------------------------------------------------------------------------ render
-async function renderTransition() {
+async function renderTransition({ candidate = 0 } = {}) {
   if (!state.a || !state.b || state.rendering) return;
+  state.candidate = candidate;
   const styles = [$('style').value];
   if ($('compare').value && $('compare').value !== styles[0]) styles.push($('compare').value);
   const bodies = styles.map(requestBody);
@@ -192,7 +203,14 @@ async function renderTransition() {
 // POST one request; a neural fade answers 202 with its job: poll it, with a progress bar,
 // until the transition is there (or the job failed: its 422 message is thrown).
 async function renderOne(body) {
-  let res = await postJson('/api/crossfade', body);
+  let res;
+  try {
+    res = await postJson('/api/crossfade', body);
+  } catch (e) {
+    if (e.status !== 409 || !e.body || !e.body.needs_stems) throw e;
+    await separate(e.body.needs_stems);        // a stem schedule: separate, then ask again
+    res = await postJson('/api/crossfade', body);
+  }
   if (res.audio_url) return res;
   const box = $('render-job');
   box.hidden = false;
@@ -212,11 +230,37 @@ async function renderOne(body) {
   return { ...res, cached: false };       // rendered for this request, by its job
 }
 
+// Separate the tracks a stem schedule needs with the stem mixer's jobs, one after the other,
+// showing each job's progress in the job box.
+async function separate(trackIds) {
+  const box = $('render-job');
+  box.hidden = false;
+  try {
+    for (const id of trackIds) {
+      const which = state.a && id === state.a.id ? 'A' : 'B';
+      let job = await postJson('/api/mixer/jobs', { track_id: id });
+      while (job.state !== 'done') {
+        if (job.state === 'failed') throw new Error(`separating ${which} failed: ${job.message}`);
+        const pct = Math.round(100 * (job.progress || 0));
+        $('render-bar').style.width = `${pct}%`;
+        box.querySelector('.progress').setAttribute('aria-valuenow', String(pct));
+        $('render-job-text').textContent = `separating ${which} into stems${job.stage ? ` (${job.stage})` : ''}: ${pct} %`;
+        setStatus(`separating ${which} into stems: ${pct} %`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        job = await api(`/api/mixer/jobs/${job.id}`);
+      }
+    }
+  } finally {
+    box.hidden = true;
+  }
+}
+
 function labelFor(res) {
   const s = res.sidecar;
   const mode = s.mode === 'simple' ? '' : s.mode === 'beat_sync' ? ' · beat sync'
     : s.mode === 'cut' ? ' · cut' : ' · neural';
-  return `${styleName(s.style)}${mode}`;
+  const sched = s.schedule ? ` · ${styleName(s.schedule.name)}` : '';
+  return `${styleName(s.style)}${mode}${sched}`;
 }
 
 // Switch the player to result k, keeping the position (the A/B of compare mode).
@@ -234,6 +278,7 @@ async function showResult(k, at = null) {
   $('seek').max = String(r.buffer.duration);
   drawStatic();
   renderFacts();
+  renderPoints();
   renderAB();
   if (wasPlaying) await player.play();
   renderPlay();
@@ -286,7 +331,15 @@ function renderFacts() {
     ['Tempi', s.tempi ? `A ${s.tempi.a.toFixed(1)} bpm · B ${s.tempi.b.toFixed(1)} bpm` : '— (not beat-synced)'],
     ['Stretch', s.stretch_rate !== 1 ? `${s.stretch_percent > 0 ? '+' : ''}${s.stretch_percent.toFixed(2)} % (B × ${s.stretch_rate.toFixed(4)})` : 'none'],
   ];
-  if (s.keys) rows.push(['Keys', keysText(s.keys)]);
+  if (s.keys) rows.push(['Keys', keysText(s.keys) + (s.keys.a_from === 'other stem' ? ' · from the chords stem' : '')]);
+  if (s.fallback_reason) rows.push(['Fallback', s.fallback_reason]);
+  if (s.candidates) {
+    const c = s.candidates[s.candidate];
+    rows.push(['Mix point', `candidate ${c.rank + 1} of ${s.candidates.length} · score ${c.score.toFixed(3)} · A from ${formatSeconds(c.a_start_in_song_s)}, B from ${formatSeconds(c.b_entry_in_song_s)}`]);
+  }
+  if (s.mode === 'beat_sync' || s.stems) {
+    rows.push(['Stems', s.schedule ? `${styleName(s.schedule.name)} (one curve per stem)` : s.stems ? 'whole mix (stems inform the planner)' : 'whole mix (no separations)']);
+  }
   if (s.plan) rows.push(['Beats', `${s.plan.beats}${s.plan.octave_factor !== 1 ? ` · B's grid × ${s.plan.octave_factor}` : ''}`]);
   rows.push(
     ['Trims', `A end ${formatSeconds(s.trims.a.end_cut_s)} · B start ${formatSeconds(s.trims.b.start_cut_s)}`],
@@ -311,6 +364,64 @@ function renderFacts() {
     btn.addEventListener('click', guard(measureCurrent));
     $('measures').appendChild(btn);
   }
+}
+
+// ------------------------------------------------------------------------------ mix points
+// The planner's candidates: markers on a line over A (where each starts), and a ranked list;
+// a click renders that candidate (from the cache when it was heard before) and plays it.
+function renderPoints() {
+  const r = state.results[state.current];
+  const s = r && r.res.sidecar;
+  const card = $('points-card');
+  card.hidden = !(s && s.candidates && s.candidates.length);
+  if (card.hidden) return;
+  const line = $('points-line');
+  line.textContent = '';
+  const starts = s.candidates.map((c) => c.a_start_in_song_s);
+  const end = Math.max(state.a ? state.a.duration : 0, ...starts.map((t) => t + 1));
+  const lo = Math.max(0, Math.min(...starts) - 5);
+  const X = (t) => `${(100 * (t - lo)) / Math.max(1e-6, end - lo)}%`;
+  const best = s.candidates[0].score;
+  const worst = s.candidates[s.candidates.length - 1].score;
+  for (const c of [...s.candidates].reverse()) {     // the best drawn last, on top
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'xfade-point';
+    btn.style.left = X(c.a_start_in_song_s);
+    const w = best > worst ? (c.score - worst) / (best - worst) : 1;
+    btn.style.background = mixColor('#3a4152', '#5fb3ff', w);
+    btn.textContent = String(c.rank + 1);
+    btn.title = pointText(c);
+    btn.setAttribute('aria-pressed', String(c.rank === s.candidate));
+    btn.addEventListener('click', guard(() => playCandidate(c.rank)));
+    line.appendChild(btn);
+  }
+  const tail = document.createElement('span');
+  tail.className = 'xfade-point-end';
+  tail.textContent = `A ${formatSeconds(lo)} → ${formatSeconds(end)}`;
+  line.appendChild(tail);
+  const list = $('points');
+  list.textContent = '';
+  for (const c of s.candidates) {
+    const li = document.createElement('li');
+    li.textContent = pointText(c);
+    li.classList.toggle('is-current', c.rank === s.candidate);
+    li.addEventListener('click', guard(() => playCandidate(c.rank)));
+    list.appendChild(li);
+  }
+}
+
+function pointText(c) {
+  const p = c.parts;
+  const vocals = p.vocal_overlap_s === null ? '' : ` · vocals together ${p.vocal_overlap_s.toFixed(1)} s`;
+  return `score ${c.score.toFixed(3)} · A from ${formatSeconds(c.a_start_in_song_s)}, B from ${formatSeconds(c.b_entry_in_song_s)} · roughness ×${p.roughness_ratio.toFixed(2)}${vocals}${p.stretch ? ` · stretch ${(100 * p.stretch).toFixed(1)} %` : ''}`;
+}
+
+async function playCandidate(rank) {
+  await renderTransition({ candidate: rank });
+  const r = state.results[state.current];
+  await seekTo(Math.max(0, r.res.sidecar.timeline.overlap_start_s - PRE_ROLL_S));
+  if (!player.playing) await togglePlay();
 }
 
 async function measureCurrent() {
@@ -481,7 +592,64 @@ function drawStatic() {
     }
     g.stroke();
   }
+  drawLanes(s, dur);
   drawFrame();
+}
+
+// One lane per stem (A's, then B's): its gain over the output, 0 at the lane's bottom.
+const laneLayer = document.createElement('canvas');
+
+function laneRows(s) {
+  if (!s.lanes) return [];
+  return ['a', 'b'].flatMap((song) => Object.keys(s.lanes[song]).map((stem) => ({ song, stem, gains: s.lanes[song][stem] })));
+}
+
+function drawLanes(s, dur) {
+  const rows = laneRows(s);
+  const box = $('lanes-box');
+  box.hidden = !rows.length;
+  if (!rows.length) return;
+  const canvas = $('lanes');
+  const dpr = window.devicePixelRatio || 1;
+  box.style.height = `${rows.length * LANE_PX + 4}px`;
+  canvas.width = Math.max(1, Math.round(canvas.clientWidth * dpr));
+  canvas.height = Math.max(1, Math.round((rows.length * LANE_PX + 4) * dpr));
+  laneLayer.width = canvas.width;
+  laneLayer.height = canvas.height;
+  const g = laneLayer.getContext('2d');
+  g.clearRect(0, 0, laneLayer.width, laneLayer.height);
+  const x0 = PAD.left * dpr;
+  const width = laneLayer.width - (PAD.left + PAD.right) * dpr;
+  const tl = s.timeline;
+  const X = (t) => x0 + (t / dur) * width;
+  g.fillStyle = COLORS.overlap;
+  g.fillRect(X(tl.overlap_start_s), 0, Math.max(1, X(tl.overlap_end_s) - X(tl.overlap_start_s)), laneLayer.height);
+  g.font = `${10 * dpr}px system-ui, sans-serif`;
+  g.textBaseline = 'middle';
+  rows.forEach((row, k) => {
+    const top = (2 + k * LANE_PX) * dpr;
+    const h = (LANE_PX - 3) * dpr;
+    const color = row.song === 'a' ? COLORS.a : COLORS.b;
+    g.fillStyle = COLORS.grid;
+    g.fillRect(x0, top + h, width, 1);
+    g.beginPath();
+    g.moveTo(x0, top + h);
+    row.gains.forEach((v, i) => {
+      const xa = x0 + (i / row.gains.length) * width;
+      const xb = x0 + ((i + 1) / row.gains.length) * width;
+      g.lineTo(xa, top + h - v * h);
+      g.lineTo(xb, top + h - v * h);
+    });
+    g.lineTo(x0 + width, top + h);
+    g.closePath();
+    g.globalAlpha = 0.45;
+    g.fillStyle = color;
+    g.fill();
+    g.globalAlpha = 1;
+    g.fillStyle = COLORS.text;
+    g.textAlign = 'left';
+    g.fillText(`${row.song.toUpperCase()} ${row.stem}`, x0 + 3 * dpr, top + h / 2);
+  });
 }
 
 function drawFrame() {
@@ -495,6 +663,14 @@ function drawFrame() {
   const x = x0 + (player.currentTime() / r.buffer.duration) * (x1 - x0);
   g.fillStyle = COLORS.head;
   g.fillRect(Math.round(x) - dpr / 2, y0 - 4 * dpr, 1.5 * dpr, y1 - y0 + 8 * dpr);
+  if (!$('lanes-box').hidden) {
+    const lanes = $('lanes');
+    const h = lanes.getContext('2d');
+    h.clearRect(0, 0, lanes.width, lanes.height);
+    h.drawImage(laneLayer, 0, 0);
+    h.fillStyle = COLORS.head;
+    h.fillRect(Math.round(x) - dpr / 2, 0, 1.5 * dpr, lanes.height);
+  }
 }
 
 // ------------------------------------------------------------------------------ transport
@@ -524,20 +700,23 @@ function wire() {
   for (const slot of ['a', 'b']) onFileChosen($(`upload-${slot}`), (file) => uploadAs(slot, file));
   $('style').addEventListener('change', () => { setUrlParam('style', $('style').value); renderSettings(); });
   $('beat-sync').addEventListener('change', renderSettings);
-  $('render').addEventListener('click', guard(renderTransition));
+  $('schedule').addEventListener('change', renderSettings);
+  $('render').addEventListener('click', guard(() => renderTransition()));
   transport.wire();
   $('jump').addEventListener('click', guard(async () => {
     const r = state.results[state.current];
     await seekTo(Math.max(0, r.res.sidecar.timeline.overlap_start_s - PRE_ROLL_S));
     if (!player.playing) await togglePlay();
   }));
-  $('wave').addEventListener('click', guard(async (e) => {
-    const r = state.results[state.current];
-    if (!r) return;
-    const rect = e.currentTarget.getBoundingClientRect();
-    const f = (e.clientX - rect.left - PAD.left) / (rect.width - PAD.left - PAD.right);
-    await seekTo(clamp(f, 0, 1) * r.buffer.duration);
-  }));
+  for (const id of ['wave', 'lanes']) {
+    $(id).addEventListener('click', guard(async (e) => {
+      const r = state.results[state.current];
+      if (!r) return;
+      const rect = e.currentTarget.getBoundingClientRect();
+      const f = (e.clientX - rect.left - PAD.left) / (rect.width - PAD.left - PAD.right);
+      await seekTo(clamp(f, 0, 1) * r.buffer.duration);
+    }));
+  }
   $('ab-0').addEventListener('click', guard(() => showResult(0)));
   $('ab-1').addEventListener('click', guard(() => showResult(1)));
   window.addEventListener('keydown', onKey);
@@ -568,7 +747,7 @@ async function init() {
 
 // the test hook: enough to assert on from a browser test (or the console)
 window.__crossfade = {
-  state, player, pickTrack, drawStatic,
+  state, player, pickTrack, drawStatic, playCandidate,
   snapshot() {
     const r = state.results[state.current];
     return {
@@ -578,6 +757,8 @@ window.__crossfade = {
       current: state.current, rendering: state.rendering, loaded: !!player.buffer,
       playing: player.playing, time: player.currentTime(), duration: player.duration,
       sidecar: r ? r.res.sidecar : null, measures: r ? r.res.measures : null,
+      lanes: $('lanes-box').hidden ? 0 : laneRows(r.res.sidecar).length,
+      points: $('points-card').hidden ? 0 : $('points-line').querySelectorAll('.xfade-point').length,
     };
   },
 };

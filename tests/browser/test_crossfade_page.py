@@ -241,3 +241,47 @@ def test_m4a_and_opus_uploads_crossfade(page, server, tmp_path, pyav_encode):
     page.click("#play")
     page.wait_for_function("() => window.__crossfade.snapshot().time > 0.3", timeout=20000)
     assert page.errors == [], "\n".join(page.errors)
+
+
+def test_stem_schedule_separates_then_draws_lanes_and_mix_points(page, server, tmp_path,
+                                                                  artifacts):
+    """Two uploaded 24 s Pop songs, beat sync with the vocal handoff: the page separates both
+    through the stem mixer's jobs (their progress in the job box), renders, draws one lane per
+    stem and the planner's candidates, and a click on a candidate renders and plays it."""
+    from deepaudio.data.samples import render_track
+
+    for tid in (8, 9):
+        stems, _ = render_track("Pop", tid, seed=0, seconds=24.0, sr=22050)
+        sf.write(tmp_path / f"Pop {tid}.flac", np.sum(list(stems.values()), axis=0).T, 22050)
+    page.goto(f"{server}/crossfade.html")
+    page.wait_for_selector("#track-list li")
+    page.wait_for_selector("#schedule option[value=vocal_handoff]", state="attached")
+    for slot, tid in (("a", 8), ("b", 9)):
+        page.set_input_files(f"#upload-{slot}", str(tmp_path / f"Pop {tid}.flac"))
+        page.wait_for_function(f"() => document.querySelector('#slot-{slot}').textContent"
+                               f".includes('Pop {tid}')", timeout=60000)
+    assert page.is_disabled("#schedule")
+    page.check("#beat-sync")
+    page.select_option("#schedule", "vocal_handoff")
+    page.fill("#context", "2")
+    assert click_render(page).status == 409                  # no stems yet: separate first
+    page.wait_for_selector("#render-job:not([hidden])")
+    page.wait_for_function("() => window.__crossfade.snapshot().results.length === 1",
+                           timeout=180000)
+    s = snap(page)
+    assert s["sidecar"]["schedule"]["name"] == "vocal_handoff"
+    assert s["lanes"] == 8 and s["points"] == len(s["sidecar"]["candidates"]) >= 2
+    assert page.is_hidden("#render-job")
+    facts = page.inner_text("#facts")
+    assert "vocal handoff (one curve per stem)" in facts and "candidate 1 of" in facts
+    # the lanes: orange (A) and green (B) areas
+    png = page.locator("#lanes").screenshot()
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    assert px.shape[0] > 100 and px.std() > 10
+    page.screenshot(path=str(artifacts / "crossfade-stems.png"), full_page=True)
+    # a click on the second candidate renders it and plays from before its overlap
+    page.locator("#points-line").get_by_role("button", name="2", exact=True).click()
+    page.wait_for_function("() => window.__crossfade.snapshot().sidecar.candidate === 1 && "
+                           "window.__crossfade.snapshot().playing", timeout=60000)
+    errors = [e for e in page.errors if "409" not in e]       # the expected answer
+    assert errors == [], "\n".join(errors)

@@ -142,30 +142,31 @@ def test_duration_cap_before_decoding_and_broken_files(library, tmp_path, pyav_e
     assert names == {c[0] for c in CASES}
 
 
-@pytest.mark.parametrize("channels", [2, 1])
+@pytest.mark.parametrize("channels,rate", [(2, SR), (1, SR), (2, 22050)])
 def test_mp3_in_parallel_chunks_equals_one_encoder_run_and_is_gapless(tmp_path, monkeypatch,
-                                                                      channels):
+                                                                      channels, rate):
     """The MP3 writer encodes frame-aligned chunks on every core; with 20 chunks of 16 frames
     (and a length that is no multiple of a frame), the file decodes to the input's length and
     to exactly the samples one LAME run over the whole input gives: the seams cannot be
-    heard because they are not there."""
+    heard because they are not there. At 22.05 kHz (MPEG-2) a frame is 576 samples, not
+    1152."""
     from deepaudio.core import _pyav
-    monkeypatch.setattr(_pyav, "MP3_CHUNK", 16 * _pyav.MP3_FRAME)
-    src = _source(SR, seconds=8.0)[:channels]
+    monkeypatch.setattr(_pyav, "MP3_CHUNK_FRAMES", 16)
+    src = _source(rate, seconds=8.0)[:channels]
     src = src[:, :src.shape[1] - 333]
     blocks = (src[:, i:i + 10_000] for i in range(0, src.shape[1], 10_000))
-    _pyav.write_mp3(tmp_path / "chunked.mp3", blocks, SR, channels, workers=2)
+    _pyav.write_mp3(tmp_path / "chunked.mp3", blocks, rate, channels, workers=2)
     y, sr = load_audio(tmp_path / "chunked.mp3", mono=False)
-    assert sr == SR and y.shape == src.shape
+    assert sr == rate and y.shape == src.shape
     # one run over the whole input, its own packets decoded (the decoder drops the delay)
     import av
     dec = av.CodecContext.create("mp3float", "r")
-    frames = [f.to_ndarray() for p in _pyav._mp3_run(src, SR, "mono" if channels == 1 else
+    frames = [f.to_ndarray() for p in _pyav._mp3_run(src, rate, "mono" if channels == 1 else
                                                      "stereo", 0, 5, 0, None)
               for f in dec.decode(p)] + [f.to_ndarray() for f in dec.decode(None)]
     whole = np.concatenate(frames, axis=1)[:, :src.shape[1]]
     np.testing.assert_allclose(y, whole, atol=1e-5)       # two decoders: mpg123 vs FFmpeg
     assert _snr_at_best_lag(y, src, max_lag=0)[1] > 15
     # the mixer's exports and save_audio go through it (-V 0 at compression level 0)
-    path = save_audio(tmp_path / "saved.mp3", src, SR, compression_level=0.0)
+    path = save_audio(tmp_path / "saved.mp3", src, rate, compression_level=0.0)
     assert load_audio(path, mono=False)[0].shape == src.shape

@@ -23,7 +23,7 @@ from deepaudio.crossfade.schedules import (
     named_schedule,
 )
 from deepaudio.crossfade.songs import crossfade_songs
-from deepaudio.data.samples import render_track
+from deepaudio.data.samples import STYLES, render_track
 from deepaudio.mixer.stems import stem_source
 
 SR = 22050
@@ -216,6 +216,13 @@ def test_stems_show_the_vocal_overlap_of_a_whole_mix_fade(stem_songs):
     overlaps = [c["parts"]["vocal_overlap_s"] for c in out["sidecar"]["candidates"]]
     assert all(v is not None for v in overlaps) and max(overlaps) > 1.0
     assert out["sidecar"]["schedule"] is None
+    # with stems the keys come from the chords (the "other" stem): the keys the generator drew
+    keys = out["sidecar"]["keys"]
+    assert keys["a_from"] == keys["b_from"] == "other stem"
+    for song, (genre, tid) in (("a", PAIR[0][1:]), ("b", PAIR[1][1:])):
+        _, drawn = render_track(genre, tid, seed=0, seconds=0.1, sr=8000)
+        assert keys[song]["tonic"] == drawn["root_midi"] % 12
+        assert keys[song]["mode"] == STYLES[genre].scale
 
 
 def test_no_beat_falls_back_to_an_equal_power_fade(stem_songs, tmp_path):

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from deepaudio.core.cache import KeyLocks
 from deepaudio.crossfade.render import NEURAL_RAMPS, RAMPS, ramp
+from deepaudio.data.samples import render_track
 from deepaudio.networks.checkpoint import save_weights
 from deepaudio.networks.wavenet import HOP, SR, WaveNetAutoencoder, make_config
 from deepaudio.web import crossfade as crossfade_web
@@ -362,3 +363,89 @@ def test_keys_in_the_sidecar_and_key_matching(client, ids):
     bad = post(client, track_a=ids[0], track_b=ids[1], style="linear", run="x",
                key_match=True)
     assert bad.status_code == 400 and "key_match" in bad.json["error"]
+
+
+@pytest.fixture(scope="module")
+def stem_pair(client, upload):
+    """Two 24 s Pop songs 4.3 % apart in tempo, uploaded by this client; their ids."""
+    ids = []
+    for tid in (8, 9):
+        stems, _ = render_track("Pop", tid, seed=0, seconds=24.0, sr=22050)
+        buf = io.BytesIO()
+        sf.write(buf, np.sum(list(stems.values()), axis=0).T, 22050, format="FLAC")
+        r = upload(client, buf.getvalue(), name=f"pop{tid}.flac")
+        assert r.status_code in (200, 201), r.json
+        ids.append(r.json["id"])
+    return ids
+
+
+def _separate(client, track_id: str) -> None:
+    job = client.post("/api/mixer/jobs", json={"track_id": track_id, "backend": "dsp"}).json
+    deadline = time.monotonic() + 120
+    while job["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = client.get(f"/api/mixer/jobs/{job['id']}").json
+    assert job["state"] == "done", job
+
+
+def test_a_stem_schedule_uses_this_users_separations(app, client, stem_pair):
+    a, b = stem_pair
+    body = {"track_a": a, "track_b": b, "beat_sync": True, "schedule": "vocal_handoff",
+            "context": 2.0}
+    r = post(client, **body)
+    assert r.status_code == 409 and r.json["needs_stems"] == [a, b], r.json
+    assert "stem mixer job" in r.json["error"]
+    for t in (a, b):
+        _separate(client, t)
+    r = post(client, **body)
+    assert r.status_code == 200, r.json
+    s = r.json["sidecar"]
+    assert s["mode"] == "beat_sync" and s["schedule"]["name"] == "vocal_handoff"
+    assert set(s["stems"]["a"]) == set(s["stems"]["b"]) == {"drums", "bass", "other", "vocals"}
+    assert s["keys"]["a_from"] == s["keys"]["b_from"] == "other stem"
+    cands = s["candidates"]
+    assert s["candidate"] == 0 and len(cands) >= 2
+    assert [c["score"] for c in cands] == sorted((c["score"] for c in cands), reverse=True)
+    assert cands[0]["parts"]["vocal_overlap_s"] == 0.0
+    # one lane per stem and song, binned over the output like the whole-mix curves: A's vocals
+    # are gone by the middle of the overlap, B's start there
+    lanes = s["lanes"]
+    tl = s["timeline"]
+    points = len(lanes["a"]["vocals"])
+    assert points == s["curves"]["points"]
+    t = (np.arange(points) + 0.5) / points * tl["duration_s"]
+    mid = (tl["overlap_start_s"] + tl["overlap_end_s"]) / 2
+    va, vb = np.array(lanes["a"]["vocals"]), np.array(lanes["b"]["vocals"])
+    assert va[t < tl["overlap_start_s"] - 0.1].min() > 0.99 and va[t > mid + 0.1].max() < 1e-3
+    assert vb[t < mid - 0.1].max() < 1e-3 and vb[t > tl["overlap_end_s"] + 0.1].min() > 0.99
+    assert np.array(lanes["a"]["drums"]) == pytest.approx(np.array(s["curves"]["g_out"]))
+    # another candidate is another render; the same request is served from the cache
+    other = post(client, **body, candidate=1)
+    assert other.status_code == 200 and other.json["sidecar"]["candidate"] == 1
+    assert other.json["id"] != r.json["id"]
+    assert post(client, **body).json["cached"] is True
+    too_far = post(client, **body, candidate=len(cands))
+    assert too_far.status_code == 400 and "candidate must be below" in too_far.json["error"]
+    custom = post(client, **{**body, "schedule": {"stems": {"flute": {"a": {"end": 4}}}}})
+    assert custom.status_code == 400 and "schedule.stems.flute" in custom.json["error"]
+    # without a schedule the stems still inform the planner (vocal overlap, keys)
+    plain = post(client, **{k: v for k, v in body.items() if k != "schedule"})
+    assert plain.status_code == 200 and plain.json["sidecar"]["stems"] is not None
+    assert plain.json["sidecar"]["candidates"][0]["parts"]["vocal_overlap_s"] is not None
+    # another user has no separations of these tracks: their schedule asks for them
+    stranger = app.test_client()
+    r = post(stranger, **body)
+    assert r.status_code in (404, 409), r.json
+
+
+@pytest.mark.parametrize("extra, key", [
+    ({"schedule": "nope", "beat_sync": True}, "'schedule'"),
+    ({"schedule": "bass_swap"}, "'schedule' needs beat_sync"),
+    ({"candidate": 2}, "'candidate' needs beat_sync"),
+    ({"candidate": -1, "beat_sync": True}, "'candidate'"),
+    ({"schedule": 3, "beat_sync": True}, "'schedule'"),
+])
+def test_bad_schedule_requests_name_the_key(client, ids, extra, key):
+    r = post(client, track_a=ids[0], track_b=ids[1], **FAST, **extra)
+    assert r.status_code == 400 and key in r.json["error"], r.json

@@ -11,6 +11,7 @@ export async function api(path, options = {}) {
   if (!resp.ok) {
     const err = new Error(errorMessage(resp, body));
     err.status = resp.status;
+    err.body = body;                          // the whole answer (e.g. needs_stems on a 409)
     throw err;
   }
   return body;
