@@ -157,7 +157,8 @@ def _keys_line(keys: dict) -> str:
         line += f", {keys['relation']}"
     if keys.get("shift_semitones"):
         line += (f"; B shifted {keys['shift_semitones']:+d} semitones to "
-                 f"{name(keys['b_shifted'])}")
+                 f"{name(keys.get('b_shifted'))}"
+                 + (" (by hand)" if keys.get("shift_by_hand") else ""))
     if keys.get("reason"):
         line += f" ({keys['reason']})"
     return line
@@ -195,6 +196,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-match", action="store_true",
                    help="shift B by up to 2 semitones (Rubber Band, tempo kept) to a key "
                         "that mixes with A's (same, relative or a fifth away)")
+    p.add_argument("--shift", type=_number(int, -2, 2, what="a whole number of semitones"),
+                   default=None, help="shift B by this many semitones (-2..2, Rubber Band, "
+                   "tempo kept) whatever the keys; instead of --key-match")
     p.add_argument("--candidate", type=_number(int, 0, 1000, what="an integer"), default=0,
                    help="with --beat-sync: render the planner's candidate of this rank "
                         "(default 0, the best; the sidecar lists them all)")
@@ -313,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ToolkitError(f"{path} exists; pass --force to overwrite it")
         print(f"wrote {write_default_ini(path)}")
     elif args.command == "simple":
+        if args.shift and args.key_match:
+            raise ToolkitError("--shift and --key-match both shift B: give one of them")
         stems_a = stems_b = None
         if args.schedule is not None or args.stems_a or args.stems_b:
             stems_a, stems_b = (
@@ -325,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                               beat_sync=args.beat_sync, beats=args.beats, seed=args.seed,
                               threshold=args.threshold, threshold_db=args.threshold_db,
                               key_match=args.key_match, schedule=args.schedule,
-                              stems_a=stems_a, stems_b=stems_b, candidate=args.candidate)
+                              stems_a=stems_a, stems_b=stems_b, candidate=args.candidate,
+                              shift=args.shift)
         path = write_output(args.output, out)
         s = out["sidecar"]
         print(f"wrote {path} ({s['duration_s']:.2f} s, {s['mode']}, {s['style']}, "

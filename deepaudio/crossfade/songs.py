@@ -82,9 +82,18 @@ def prepare_pair(a_path, b_path, sr: int, *, edge_seconds: float | None = None,
 KEY_STEM = "other"             # the chords: 98 % exact keys against 57 % from the mix (bench)
 
 
+def check_shift(shift: int | None, max_shift: int = MAX_KEY_SHIFT) -> None:
+    """A pitch shift of B asked for by hand: a whole number of semitones within ±max_shift."""
+    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, int)
+                              or abs(shift) > max_shift):
+        raise ConfigError(f"shift must be a whole number of semitones in [-{max_shift}, "
+                          f"{max_shift}], got {shift!r}")
+
+
 def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False,
                max_shift: int = MAX_KEY_SHIFT, key_a: np.ndarray | None = None,
-               key_b: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+               key_b: np.ndarray | None = None,
+               shift: int | None = None) -> tuple[np.ndarray, dict]:
     """The keys of A's end and B's start (:func:`deepaudio.core.key.estimate_key` on the last
     and first ``KEY_SECONDS``), how well they mix, and with ``key_match`` B pitch-shifted
     (Rubber Band, tempo kept) by the smallest shift within ``max_shift`` semitones that makes
@@ -92,7 +101,9 @@ def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False
     detectable key, or keys no allowed shift reconciles, leave B as it is, with the reason.
     ``key_a`` / ``key_b`` (shaped like ``a`` / ``b``: a stem holding the chords) are what the
     keys are estimated from, the mixes where they have none (``a_from``/``b_from`` say
-    which). Returns B and the sidecar's ``keys``."""
+    which). ``shift`` (semitones, within ``max_shift``) shifts B by that much whatever the
+    keys, instead of ``key_match``. Returns B and the sidecar's ``keys``."""
+    check_shift(shift, max_shift)
     n = int(KEY_SECONDS * sr)
     keys: dict[str, tp.Any] = {"key_match": key_match, "shift_semitones": 0}
     found = {}
@@ -108,6 +119,14 @@ def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False
             except NoKeyError as e:
                 keys[name] = None
                 keys[f"{name}_reason"] = str(e)
+    if shift:                          # by hand: whatever the keys
+        b = stretch(b, sr, semitones=shift)
+        keys.update(shift_semitones=shift, shift_by_hand=True)
+        if "b" in found:
+            keys["b_shifted"] = found["b"].shifted(shift).to_json()
+        if len(found) == 2:
+            keys["relation"], keys["score"] = key_relation(found["a"], found["b"].shifted(shift))
+        return b, keys
     if len(found) < 2:
         keys["reason"] = "no key for " + " and ".join(
             {"a": "the first song", "b": "the second song"}[k] for k in "ab" if k not in found)
@@ -115,12 +134,12 @@ def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False
     keys["relation"], keys["score"] = key_relation(found["a"], found["b"])
     if not key_match:
         return b, keys
-    shift = compatible_shift(found["a"], found["b"], max_shift)
-    if shift is None:
+    best = compatible_shift(found["a"], found["b"], max_shift)
+    if best is None:
         keys["reason"] = (f"no shift within {max_shift} semitones makes "
                           f"{found['b'].name} compatible with {found['a'].name}")
         return b, keys
-    semitones, relation, score = shift
+    semitones, relation, score = best
     if semitones:
         b = stretch(b, sr, semitones=semitones)
     keys.update(shift_semitones=semitones, b_shifted=found["b"].shifted(semitones).to_json(),
@@ -168,11 +187,12 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                     threshold_db: float | None = None, max_trim: float | None = None,
                     key_match: bool = False, schedule: str | dict | os.PathLike | None = None,
                     stems_a: StemSource | None = None, stems_b: StemSource | None = None,
-                    candidate: int = 0, a_after_s: float | None = None) -> dict:
+                    candidate: int = 0, a_after_s: float | None = None,
+                    shift: int | None = None) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
     :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
-    about, the songs' keys included). ``key_match`` shifts B to a compatible key
-    (:func:`match_keys`).
+    about, the songs' keys included). ``key_match`` shifts B to a compatible key, ``shift``
+    by that many semitones (within ±2; :func:`match_keys`).
 
     Beat-synchronous transitions are planned (:mod:`deepaudio.crossfade.planner`): every
     candidate is scored and the one ranked ``candidate`` (0: the best) is rendered; the
@@ -196,6 +216,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
         raise ConfigError("schedule: a stem schedule needs the stems of both songs")
     if not (isinstance(candidate, int) and 0 <= candidate):
         raise ConfigError(f"candidate must be a rank >= 0, got {candidate!r}")
+    check_shift(shift)
     if beat_sync:
         edge = None if context is None else EDGE_SECONDS + context + 30.0
     else:
@@ -213,7 +234,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
         gain = np.float32(db_to_gain(pair["loudness"]["gain_db"]))
         sb = {k: v * gain for k, v in sb.items()}
     chords = stems_a is not None and stems_b is not None and KEY_STEM in sa and KEY_STEM in sb
-    b, keys = match_keys(a, b, sr, key_match=key_match,
+    b, keys = match_keys(a, b, sr, key_match=key_match, shift=shift,
                          key_a=sa[KEY_STEM] if chords else None,
                          key_b=sb[KEY_STEM] if chords else None)
     if stems_a is not None and stems_b is not None:

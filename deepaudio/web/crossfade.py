@@ -110,6 +110,7 @@ class CrossfadeRequest:
     key_match: bool = False                   # shift B by up to 2 semitones to a compatible key
     schedule: str | dict | None = None        # per-stem gains: a named schedule or custom JSON
     candidate: int = 0                        # the planner's candidate to render (0: the best)
+    shift: int | None = None                  # shift B by this many semitones (-2..2) by hand
 
     def validate(self) -> None:
         neural = self.run is not None
@@ -141,6 +142,10 @@ class CrossfadeRequest:
         if not 0 <= self.candidate <= MAX_CANDIDATE:
             raise ConfigError(f"key 'candidate' must be in [0, {MAX_CANDIDATE}], "
                               f"got {self.candidate}")
+        if self.shift is not None and not -2 <= self.shift <= 2:
+            raise ConfigError(f"key 'shift' must be in [-2, 2] semitones, got {self.shift}")
+        if self.shift and (neural or self.key_match):
+            raise ConfigError("key 'shift' must be null with run or key_match")
         if self.candidate and not self.beat_sync:
             raise ConfigError("key 'candidate' needs beat_sync: true (the planner's "
                               "candidates are beat-synchronous)")
@@ -155,7 +160,7 @@ class CrossfadeRequest:
             key.pop("beats")
         if self.style != "random_linear" or self.run is not None:
             key.pop("seed")
-        for name, default in (("schedule", None), ("candidate", 0)):
+        for name, default in (("schedule", None), ("candidate", 0), ("shift", None)):
             if key[name] == default:
                 key.pop(name)
         return key
@@ -221,7 +226,7 @@ def render(req: CrossfadeRequest, path_a: Path, path_b: Path, *,
                               seconds=req.seconds, context=req.context,
                               beat_sync=req.beat_sync, beats=req.beats, seed=req.seed,
                               key_match=req.key_match, schedule=req.schedule,
-                              candidate=req.candidate,
+                              candidate=req.candidate, shift=req.shift or None,
                               stems_a=stem_source(stems[0]) if stems else None,
                               stems_b=stem_source(stems[1]) if stems else None)
         curves = {"g_out": _bin_means(out["g_out"], CURVE_POINTS),

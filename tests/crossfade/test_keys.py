@@ -11,6 +11,7 @@ import pytest
 
 from deepaudio.cli import crossfade as crossfade_cli
 from deepaudio.core.audio import save_audio
+from deepaudio.core.config import ConfigError
 from deepaudio.core.key import estimate_key
 from deepaudio.crossfade.songs import crossfade_songs
 
@@ -88,3 +89,26 @@ def test_cli_prints_the_keys_and_the_shift(keyed, tmp_path, capsys):
         in out
     sidecar = json.loads((tmp_path / "x.json").read_text())
     assert sidecar["keys"]["key_match"] is True
+
+
+def test_a_shift_by_hand_and_its_bounds(keyed, tmp_path, capsys):
+    """--shift N moves B by N semitones whatever the keys (D major up 2: E major, heard so);
+    outside [-2, 2], a fraction, or with --key-match, it is an error naming the option."""
+    out = crossfade_songs(keyed["c"], keyed["d"], sr=SR, seconds=2.0, context=3.0, shift=2)
+    keys = out["sidecar"]["keys"]
+    assert keys["shift_semitones"] == 2 and keys["shift_by_hand"] is True
+    assert keys["b_shifted"]["name"] == "E major" and keys["relation"] == "clash"
+    assert estimate_key(out["audio"][:, -int(3.0 * SR):], SR).name == "E major"
+    for bad in (3, -3, 1.5, True):
+        with pytest.raises(ConfigError, match=r"shift must be a whole number of semitones in "
+                                              r"\[-2, 2\]"):
+            crossfade_songs(keyed["c"], keyed["d"], sr=SR, seconds=2.0, shift=bad)
+    base = ["simple", str(keyed["c"]), str(keyed["d"]), "-o", str(tmp_path / "x.wav"),
+            "--seconds", "2", "--context", "3", "--sr", str(SR)]
+    assert crossfade_cli.main(base + ["--shift", "-1"]) == 0
+    assert "B shifted -1 semitones to Db major (3B) (by hand)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        crossfade_cli.main(base + ["--shift", "3"])
+    assert e.value.code == 2 and "--shift: must be in [-2, 2]" in capsys.readouterr().err
+    assert crossfade_cli.main(base + ["--shift", "1", "--key-match"]) == 2
+    assert "--shift and --key-match" in capsys.readouterr().err

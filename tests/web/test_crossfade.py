@@ -363,6 +363,12 @@ def test_keys_in_the_sidecar_and_key_matching(client, ids):
     bad = post(client, track_a=ids[0], track_b=ids[1], style="linear", run="x",
                key_match=True)
     assert bad.status_code == 400 and "key_match" in bad.json["error"]
+    by_hand = post(client, **body, shift=-1)
+    assert by_hand.status_code == 200 and by_hand.json["id"] != plain.json["id"]
+    keys = by_hand.json["sidecar"]["keys"]
+    assert keys["shift_semitones"] == -1 and keys["shift_by_hand"] is True
+    assert by_hand.json["sidecar"]["request"]["shift"] == -1
+    assert "shift" not in plain.json["sidecar"]["request"]
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +451,10 @@ def test_a_stem_schedule_uses_this_users_separations(app, client, stem_pair):
     ({"candidate": 2}, "'candidate' needs beat_sync"),
     ({"candidate": -1, "beat_sync": True}, "'candidate'"),
     ({"schedule": 3, "beat_sync": True}, "'schedule'"),
+    ({"shift": 3}, "'shift' must be in [-2, 2]"),
+    ({"shift": 1.5}, "'shift'"),
+    ({"shift": 1, "key_match": True}, "'shift' must be null with run or key_match"),
 ])
-def test_bad_schedule_requests_name_the_key(client, ids, extra, key):
+def test_bad_schedule_and_shift_requests_name_the_key(client, ids, extra, key):
     r = post(client, track_a=ids[0], track_b=ids[1], **FAST, **extra)
     assert r.status_code == 400 and key in r.json["error"], r.json
