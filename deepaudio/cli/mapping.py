@@ -4,16 +4,24 @@ parameter timeline (JSON) for the visualizations.
     python mapping_utils.py fit --run models/runs/playground/conv_ae --method pca
     python mapping_utils.py timeline SONG.mp3 --run models/runs/playground/conv_ae \
         --method pca --fps 30 --smoothing 0.3 --assign random --seed 7 -o timeline.json
+    python mapping_utils.py sources SONG.mp3 [--stems STEMS_DIR] --fps 30 -o sources.json
+
+``sources`` writes the beat-grid source (tempo, beat and bar phase, beat and downbeat pulses)
+and, with a stem folder (``mixer_api.py separate``'s output), the stem source (drum onsets,
+bass and vocal energy, vocal pitch, brightness of the rest): :mod:`deepaudio.mapping.sources`.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from deepaudio.core.audio import load_audio
 from deepaudio.core.errors import user_errors_exit_2
 from deepaudio.core.files import atomic_write_json
 from deepaudio.mapping.mappings import METHODS, fit_mapping, mapping_path
+from deepaudio.mapping.sources import beat_timeline, stem_timeline
 from deepaudio.mapping.timeline import BLUR_SIZES, mapped_timeline
+from deepaudio.mixer.stems import load_stems
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,6 +48,12 @@ def get_parser() -> argparse.ArgumentParser:
     t.add_argument("--blur", type=int, help="box blur over this many frames, then min-max "
                    f"per song (the spectrum model used {', '.join(map(str, BLUR_SIZES))})")
     t.add_argument("-o", "--out", required=True)
+    s = sub.add_parser("sources", help="a song's beat-grid (and, with --stems, stem) feature "
+                       "timelines (JSON)")
+    s.add_argument("song")
+    s.add_argument("--stems", help="the song's stem folder (mixer_api.py separate's output)")
+    s.add_argument("--fps", type=float, default=30.0)
+    s.add_argument("-o", "--out", required=True)
     return p
 
 
@@ -55,6 +69,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"explained variance of {len(m.explained_variance)} components: "
                   f"{sum(m.explained_variance):.3f} "
                   f"({', '.join(f'{v:.3f}' for v in m.explained_variance)})")
+    elif args.command == "sources":
+        y, sr = load_audio(args.song, mono=False)
+        beats = beat_timeline(y, sr, fps=args.fps)
+        out = {"beats": beats.to_json()}
+        line = (f"beats: {beats.meta['bpm']:.1f} bpm, {beats.meta['beats']} beats"
+                if beats.meta["bpm"] else f"beats: none ({beats.meta['reason']})")
+        if args.stems:
+            stems, stem_sr = load_stems(args.stems)
+            tl = stem_timeline(stems, stem_sr, fps=args.fps)
+            out["stems"] = tl.to_json()
+            line += f"; stems: {', '.join(tl.names)}"
+        atomic_write_json(args.out, out)
+        print(f"{args.out}: {len(beats.frames)} frames at {beats.fps:g} fps; {line}")
     else:
         tl = mapped_timeline(args.song, args.run, method=args.method, layer=args.layer,
                              scaling=args.scaling, per=args.per, fps=args.fps,
