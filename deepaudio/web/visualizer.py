@@ -1,5 +1,6 @@
 """``/api``: what the visualizer page asks for: trained runs, a track's feature timeline
-(learned features mapped to 10 parameters), and its genre probabilities.
+(learned features mapped to 10 parameters), its genre probabilities, and its beat-grid and
+stem feature sources (``/tracks/<id>/sources``).
 
 Models load once per process and timelines are computed once and cached (in memory and in
 SQLite); deep-audioviz-experiments reloaded the model and recomputed on every request.
@@ -17,13 +18,18 @@ from pathlib import Path
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from deepaudio.core.audio import load_audio
 from deepaudio.core.cache import KeyLocks, MemoryLRU
+from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import genre_probabilities, get_run
 from deepaudio.mapping.mappings import METHODS, get_mapping
+from deepaudio.mapping.sources import beat_timeline, stem_timeline
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
+from deepaudio.mixer.stems import load_stems
 from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import db
 from deepaudio.web.http import ApiError, arg, identify, user_id
+from deepaudio.web.mixer import track_stems
 from deepaudio.web.runs import default_run, list_runs, run_dir
 
 bp = Blueprint("visualizer", __name__)
@@ -186,3 +192,41 @@ def genres(track_id: str):
                         (track_id, run_id, json.dumps(probs), time.time()))
     top = max(probs, key=probs.get)
     return jsonify(track=track_id, run=run_id, probabilities=probs, top=top)
+
+
+@bp.get("/tracks/<track_id>/sources")
+def sources(track_id: str):
+    """The beat-grid source of a track and, when this user has separated it with the stem
+    mixer, its stem source (:mod:`deepaudio.mapping.sources`), at ``fps``; computed once per
+    track, fps and separation, and kept in the timelines' memory cache."""
+    track_row(track_id)
+    fps = arg("fps", float, 30.0, lo=1, hi=120)
+    stems = track_stems(track_id)
+    cache: TimelineCache = current_app.extensions["timelines"]
+    key = "sources:" + json.dumps({"t": track_id, "fps": fps,
+                                   "stems": stems[1] if stems else None}, sort_keys=True)
+    body = cache.memory.get(key)
+    hit = body is not None
+    if body is None:
+        with cache.locks.hold(key):
+            body = cache.memory.get(key)
+            hit = body is not None
+            if body is None:
+                y, sr = load_audio(track_path(track_id), mono=False)
+                beats = beat_timeline(y, sr, fps=fps)
+                del y
+                out = {"track": track_id, "fps": fps, "beats": beats.to_json(), "stems": None,
+                       "stems_reason": "not separated: separate the track with the stem "
+                                       "mixer to drive visuals from its stems"}
+                if stems is not None:
+                    arrays, stem_sr = load_stems(stems[0])
+                    try:
+                        out["stems"] = stem_timeline(arrays, stem_sr, fps=fps).to_json()
+                        out["stems_reason"] = None
+                    except ToolkitError as e:       # a stem set with none of the four
+                        out["stems_reason"] = str(e)
+                body = json.dumps(out, separators=(",", ":")).encode()
+                cache.memory.put(key, body, len(body))
+    resp = Response(body, mimetype="application/json")
+    resp.headers["X-Cache"] = "hit" if hit else "miss"
+    return resp

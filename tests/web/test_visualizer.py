@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,36 @@ def test_stored_timelines_are_pruned_to_their_budget(sample_set, playground_mode
     rows, size = con.execute("SELECT COUNT(*), SUM(LENGTH(frames)) FROM timelines").fetchone()
     con.close()
     assert 1 <= rows < 4 and size <= 0.003 * 2**20 + 4000      # the newest always stays
+
+
+def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track):
+    from deepaudio.mapping.sources import BEAT_NAMES
+
+    mine, other = app.test_client(), app.test_client()
+    url = f"/api/tracks/{first_track['id']}/sources?fps=20"
+    r = mine.get(url)
+    assert r.status_code == 200, r.json
+    j = r.json
+    assert j["beats"]["names"] == list(BEAT_NAMES) and j["fps"] == 20
+    assert len(j["beats"]["frames"]) == int(6.0 * 20) + 1
+    assert j["stems"] is None and "stem mixer" in j["stems_reason"]
+    assert mine.get(url).headers["X-Cache"] == "hit"
+    job = mine.post("/api/mixer/jobs", json={"track_id": first_track["id"],
+                                             "backend": "dsp"}).json
+    deadline = time.monotonic() + 120
+    while job["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = mine.get(f"/api/mixer/jobs/{job['id']}").json
+    assert job["state"] == "done", job
+    r = mine.get(url)
+    assert r.headers["X-Cache"] == "miss"           # another separation: another answer
+    stems = r.json["stems"]
+    assert stems["names"] == ["drums_onset", "bass_energy", "vocals_energy", "vocals_pitch",
+                              "other_brightness"]
+    frames = np.array(stems["frames"])
+    assert frames.shape == (int(6.0 * 20) + 1, 5) and frames.min() >= 0 and frames.max() <= 1
+    assert other.get(url).json["stems"] is None     # another user's separation is theirs
+    for bad in ("fps=0", "fps=500", "fps=x"):
+        assert mine.get(f"/api/tracks/{first_track['id']}/sources?{bad}").status_code == 400
+    assert mine.get("/api/tracks/0123456789abcdef0123/sources").status_code == 404
