@@ -1,5 +1,9 @@
 // The visualizer page: pick or upload a track, choose model/layer/mapping, and watch the
-// learned features drive a three.js visualization in sync with the audio clock.
+// learned features drive a three.js visualization in sync with the audio clock. Beside the
+// ten learned features, the track's beat grid (tempo, beat and bar phase, beat and downbeat
+// pulses) and, when the user has separated it in the stem mixer, its stems (drum onsets, bass
+// and vocal energy, sung pitch, brightness) are sources any parameter can take
+// (GET /api/tracks/<id>/sources).
 import * as THREE from 'three';
 import { AudioPlayer } from './audio/player.js';
 import { Ewma, sampleTimeline } from './audio/timeline.js';
@@ -13,14 +17,19 @@ import { VISUALIZATIONS } from './viz/index.js';
 
 buildTopbar('visualizer');
 const N = 10;                       // parameters per visualization, features per timeline
+const MAX_POOL = 32;                // learned features + beat grid + stem features
 const state = {
-  track: null, models: [], timeline: null,
+  track: null, models: [], timeline: null, sources: null,
+  pool: Array.from({ length: N }, (_, k) => ({ kind: 'learned', name: `feature ${k}` })),
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
   lastT: 0, frames: 0, genre: null, featureRequest: 0, recordedBytes: 0,
 };
 const player = new AudioPlayer();
-const ewma = new Ewma(N);
+const ewma = new Ewma(MAX_POOL);
 const raw = new Float32Array(N);        // feature values at the audio time (before smoothing)
+const poolRaw = new Float32Array(MAX_POOL);   // every source's value at the audio time
+const beatRaw = new Float32Array(MAX_POOL);
+const stemRaw = new Float32Array(MAX_POOL);
 const paramValues = new Float32Array(N); // smoothed, assigned to parameters, in [0, 1]
 const scaled = new Float32Array(N);      // in each parameter's own range
 
@@ -81,6 +90,46 @@ function updateMeter() {
   $('meter-genre').textContent = g ? `${g.top} ${(100 * g.probabilities[g.top]).toFixed(0)}%` : '';
 }
 
+// The sources a parameter can take: the learned features, then the beat grid and the stems.
+function buildPool() {
+  const pool = Array.from({ length: N }, (_, k) => ({ kind: 'learned', name: `feature ${k}` }));
+  const src = state.sources;
+  if (src && src.beats) for (const name of src.beats.names) pool.push({ kind: 'beat', name });
+  if (src && src.stems) for (const name of src.stems.names) pool.push({ kind: 'stems', name });
+  state.pool = pool.slice(0, MAX_POOL);
+}
+
+function setPerm(perm) {
+  state.perm = perm;
+  $('assign').value = 'custom';
+  setUrlParam('assign', 'custom');
+  setUrlParam('perm', perm.join(','));
+  buildEditor();
+}
+
+function sourceSelect(k, feature) {
+  const sel = document.createElement('select');
+  sel.className = 'feat';
+  sel.setAttribute('aria-label', `source of ${state.vizClass.params[k].name}`);
+  const groups = { learned: 'learned features', beat: 'beat grid', stems: 'stems' };
+  for (const [kind, label] of Object.entries(groups)) {
+    const items = state.pool.map((p, i) => [p, i]).filter(([p]) => p.kind === kind);
+    if (!items.length) continue;
+    const g = document.createElement('optgroup');
+    g.label = label;
+    for (const [p, i] of items) g.appendChild(new Option(p.name.replace(/_/g, ' '), String(i)));
+    sel.appendChild(g);
+  }
+  sel.value = String(feature);
+  sel.addEventListener('change', () => {
+    const perm = state.perm.slice();
+    perm[k] = Number(sel.value);
+    setPerm(perm);
+  });
+  sel.addEventListener('mousedown', (e) => e.stopPropagation());
+  return sel;
+}
+
 function buildEditor() {
   const list = $('mapping-editor');
   list.textContent = '';
@@ -89,9 +138,10 @@ function buildEditor() {
     const li = document.createElement('li');
     li.draggable = true;
     li.dataset.index = k;
-    li.innerHTML = '<span class="pname"></span><span class="feat"></span>';
+    li.dataset.source = state.pool[feature] ? state.pool[feature].kind : 'learned';
+    li.innerHTML = '<span class="pname"></span>';
     li.querySelector('.pname').textContent = params[k].name;
-    li.querySelector('.feat').textContent = `feature ${feature}`;
+    li.appendChild(sourceSelect(k, feature));
     li.addEventListener('dragstart', (e) => {
       e.dataTransfer.setData('text/plain', String(k));
       e.dataTransfer.effectAllowed = 'move';
@@ -105,11 +155,7 @@ function buildEditor() {
       if (!Number.isInteger(from) || from === k) return;
       const perm = state.perm.slice();
       perm.splice(k, 0, perm.splice(from, 1)[0]);   // move the dragged feature to this slot
-      state.perm = perm;
-      $('assign').value = 'custom';
-      setUrlParam('assign', 'custom');
-      setUrlParam('perm', perm.join(','));
-      buildEditor();
+      setPerm(perm);
     });
     list.appendChild(li);
   });
@@ -133,6 +179,7 @@ async function selectTrack(track) {
   player.stop();
   state.track = track;
   state.timeline = null;
+  state.sources = null;
   state.genre = null;
   setUrlParam('track', track.id);
   tracks.showPicked(track);
@@ -140,7 +187,9 @@ async function selectTrack(track) {
   $('seek').disabled = true;
   setStatus('loading audio and features…');
   try {
-    await Promise.all([player.load(track.audio_url), loadFeatures(), loadGenre()]);
+    const sourcesReady = loadSources();
+    await Promise.all([player.load(track.audio_url), sourcesReady, loadGenre(),
+                       loadFeatures(sourcesReady)]);
     $('play').disabled = false;
     $('seek').disabled = false;
     $('record').disabled = false;
@@ -149,6 +198,20 @@ async function selectTrack(track) {
   } catch (e) {
     setStatus(e.message, true);
   }
+}
+
+// The beat grid and (if this user separated the track) stem features of the track.
+async function loadSources() {
+  if (!state.track) return;
+  try {
+    state.sources = await api(`/api/tracks/${state.track.id}/sources?fps=30`);
+  } catch (e) {
+    state.sources = null;               // the learned features still work
+  }
+  buildPool();
+  const b = state.sources && state.sources.beats;
+  $('sources-info').textContent = !state.sources ? ''
+    : `beat grid: ${b.bpm ? `${b.bpm.toFixed(1)} bpm` : (b.reason || 'no beat')} · stems: ${state.sources.stems ? state.sources.stems.names.length + ' features' : 'none (separate the track in the stem mixer)'}`;
 }
 
 async function loadGenre() {
@@ -173,7 +236,8 @@ function fillLayers() {
   sel.value = m.layers.includes(urlParam('layer')) ? urlParam('layer') : m.default_layer;
 }
 
-async function loadFeatures() {
+// `ready`: the sources being loaded; a shared custom mapping may name them.
+async function loadFeatures(ready = null) {
   if (!state.track || !currentModel()) return;
   const assign = $('assign').value;
   const seedText = $('seed').value;
@@ -187,11 +251,12 @@ async function loadFeatures() {
   setUrlParam('assign', assign);
   const req = ++state.featureRequest;
   const tl = await api(`/api/tracks/${state.track.id}/features?${query(opts)}`);
+  if (ready) await ready;
   if (req !== state.featureRequest) return;   // a newer request superseded this one
   state.timeline = tl;
   if (assign === 'custom') {
     const p = (urlParam('perm') || '').split(',').map(Number);
-    const valid = p.length === N && [...p].sort((a, b) => a - b).every((v, i) => v === i);
+    const valid = p.length === N && p.every((v) => Number.isInteger(v) && v >= 0 && v < state.pool.length);
     state.perm = valid ? p : tl.permutation;
   } else {
     state.perm = tl.permutation;
@@ -223,9 +288,18 @@ function frame() {
   state.lastT = t;
   const params = state.vizClass.params;
   if (state.timeline) {
-    sampleTimeline(state.timeline, t, $('interpolate').checked, raw);
-    const smooth = ewma.update(raw, Number($('smoothing').value), dt);
-    for (let k = 0; k < N; k++) paramValues[k] = smooth[state.perm[k]];
+    const interp = $('interpolate').checked;
+    sampleTimeline(state.timeline, t, interp, raw);
+    poolRaw.set(raw);
+    const src = state.sources;
+    let at = N;
+    for (const [tl, buf] of [[src && src.beats, beatRaw], [src && src.stems, stemRaw]]) {
+      if (!tl || !tl.frames.length) continue;
+      sampleTimeline(tl, t, interp, buf);
+      for (let j = 0; j < tl.names.length && at < MAX_POOL; j++) poolRaw[at++] = buf[j];
+    }
+    const smooth = ewma.update(poolRaw, Number($('smoothing').value), dt);
+    for (let k = 0; k < N; k++) paramValues[k] = smooth[state.perm[k]] || 0;
   } else {
     for (let k = 0; k < N; k++) {
       const p = params[k];
@@ -410,7 +484,8 @@ window.__playground = {
   sample: () => ({ t: player.currentTime(), playing: player.playing, raw: Array.from(raw),
                    values: Array.from(paramValues), perm: state.perm.slice(),
                    frames: state.frames, viz: state.vizClass && state.vizClass.id,
-                   timeline: !!state.timeline }),
+                   timeline: !!state.timeline, pool: state.pool.map((p) => `${p.kind}:${p.name}`),
+                   poolRaw: Array.from(poolRaw.subarray(0, state.pool.length)) }),
 };
 
 init();

@@ -245,3 +245,48 @@ def test_train_on_my_uploads_then_visualize_with_it(page, server, tmp_path):
     page.wait_for_function("() => window.__playground.state.timeline && "
                            f"window.__playground.state.timeline.run === {run!r}", timeout=60000)
     assert [e for e in page.errors if "status of 400" not in e] == []
+
+
+def test_a_parameter_can_follow_the_beat_grid_or_a_stem(page, server, artifacts):
+    """The editor offers the beat grid and, once the track is separated in the stem mixer,
+    its stems; a parameter set to the beat pulse shows that source's value, and the choice is
+    in the shareable address."""
+    open_track(page, server, "smoothing=0")
+    s = sample(page)
+    assert s["pool"][10:15] == ["beat:tempo", "beat:beat_phase", "beat:beat_pulse",
+                                "beat:bar_phase", "beat:downbeat_pulse"]
+    assert "beat grid:" in page.inner_text("#sources-info")
+    first = "#mapping-editor li:nth-child(1) select"
+    page.select_option(first, "12")                           # beat pulse
+    assert page.evaluate("() => window.__playground.state.perm")[0] == 12
+    assert "assign=custom" in page.url and "perm=12" in page.url
+    page.click("#play")
+    page.wait_for_function("() => window.__playground.sample().t > 0.5", timeout=20000)
+    for _ in range(3):
+        s = sample(page)
+        assert s["values"][0] == pytest.approx(s["poolRaw"][12], abs=1e-4)
+        assert s["meter"][0] == pytest.approx(s["values"][0], abs=1e-4)
+        page.wait_for_timeout(100)
+    page.click("#play")
+    # separate the track (the stem mixer's job), then the stems join the sources
+    track = page.evaluate("() => window.__playground.state.track.id")
+    page.evaluate("""async (id) => {
+        let job = await (await fetch('/api/mixer/jobs', {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({track_id: id, backend: 'dsp'})})).json();
+        while (job.state !== 'done' && job.state !== 'failed') {
+            await new Promise(r => setTimeout(r, 200));
+            job = await (await fetch('/api/mixer/jobs/' + job.id)).json();
+        }
+        return job.state; }""", track)
+    page.goto(page.url)                                       # the shared address restores
+    page.wait_for_function("() => !document.getElementById('play').disabled", timeout=60000)
+    assert page.evaluate("() => window.__playground.state.perm")[0] == 12
+    pool = sample(page)["pool"]
+    assert "stems:drums_onset" in pool and "stems:vocals_pitch" in pool
+    page.select_option("#mapping-editor li:nth-child(2) select",
+                       str(pool.index("stems:drums_onset")))
+    assert page.locator("#mapping-editor li:nth-child(2)").get_attribute("data-source") == "stems"
+    page.locator("#mapping-editor").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "visualizer-sources.png"))
+    assert page.errors == [], "\n".join(page.errors)
