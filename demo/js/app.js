@@ -23,6 +23,7 @@ const state = {
   pool: Array.from({ length: N }, (_, k) => ({ kind: 'learned', name: `feature ${k}` })),
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
   lastT: 0, frames: 0, genre: null, featureRequest: 0, recordedBytes: 0,
+  motionRate: 1, scenes: 0,                  // tempo-scaled motion; scene switches so far
 };
 const player = new AudioPlayer();
 const ewma = new Ewma(MAX_POOL);
@@ -244,7 +245,7 @@ async function loadFeatures(ready = null) {
   const opts = {
     run: $('run').value, layer: $('layer').value, method: $('method').value,
     scaling: $('scaling').value, per: $('per').value, fps: 30,
-    assign: assign === 'custom' ? 'deterministic' : assign,
+    assign: assign === 'custom' || assign === 'ranked-all' ? 'deterministic' : assign,
     seed: assign === 'random' && seedText !== '' ? seedText : '',
   };
   for (const k of ['run', 'layer', 'method', 'scaling', 'per']) setUrlParam(k, opts[k]);
@@ -258,6 +259,9 @@ async function loadFeatures(ready = null) {
     const p = (urlParam('perm') || '').split(',').map(Number);
     const valid = p.length === N && p.every((v) => Number.isInteger(v) && v >= 0 && v < state.pool.length);
     state.perm = valid ? p : tl.permutation;
+  } else if (assign === 'ranked-all') {
+    state.perm = rankedAll(tl);
+    setUrlParam('perm', null);
   } else {
     state.perm = tl.permutation;
     setUrlParam('perm', null);
@@ -268,6 +272,30 @@ async function loadFeatures(ready = null) {
   }
   ewma.reset();
   buildEditor();
+}
+
+// Every column of every source (learned, beat grid, stems) by its variance over the track,
+// the most varying onto the first (most salient) parameter: "ranked" over all sources.
+function columnVariances(tl) {
+  const d = tl.frames.length ? tl.frames[0].length : 0;
+  const out = [];
+  for (let j = 0; j < d; j++) {
+    let m = 0;
+    let m2 = 0;
+    for (const f of tl.frames) { m += f[j]; m2 += f[j] * f[j]; }
+    const n = Math.max(1, tl.frames.length);
+    out.push(m2 / n - (m / n) ** 2);
+  }
+  return out;
+}
+
+function rankedAll(tl) {
+  const src = state.sources;
+  const v = [...columnVariances(tl).slice(0, N)];
+  for (const part of [src && src.beats, src && src.stems]) if (part) v.push(...columnVariances(part));
+  const order = v.map((x, i) => [x, i]).filter(([, i]) => i < state.pool.length)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
+  return order.slice(0, N);
 }
 
 async function reloadFeatures() {
@@ -310,13 +338,28 @@ function frame() {
     const p = params[k];
     scaled[k] = p.min + clamp(paramValues[k], 0, 1) * (p.max - p.min);
   }
-  state.viz.update(dt, scaled);
+  const beats = state.sources && state.sources.beats;
+  state.motionRate = $('tempo-motion').checked && beats && beats.bpm ? beats.bpm / 120 : 1;
+  sceneSwitch(beats, t, dt);
+  state.viz.update(dt * state.motionRate, scaled);
   state.viz.render(renderer);
   state.frames += 1;
   updateMeter();
   if (!$('seek').matches(':active')) $('seek').value = String(t);
   $('clock').textContent = `${formatTime(t)} / ${formatTime(player.duration)}`;
   requestAnimationFrame(frame);
+}
+
+// On every n-th downbeat passed while playing, the next visualization (n from "Switch scene").
+function sceneSwitch(beats, t, dt) {
+  const every = Number($('scene-switch').value);
+  if (!every || !beats || !beats.downbeat_times || !player.playing || dt <= 0) return;
+  const downs = beats.downbeat_times;
+  const crossed = downs.findIndex((d) => d > t - dt && d <= t);
+  if (crossed < 0 || crossed % every !== 0) return;
+  const k = VISUALIZATIONS.findIndex((v) => v.id === state.vizClass.id);
+  state.scenes += 1;
+  setViz(VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id);
 }
 
 // ------------------------------------------------------------------------------ export
@@ -440,6 +483,8 @@ function wire() {
   });
   $('interpolate').addEventListener('change', () => setUrlParam('interp', $('interpolate').checked ? null : '0'));
   $('viz').addEventListener('change', () => setViz($('viz').value));
+  $('scene-switch').addEventListener('change', () => setUrlParam('scenes', $('scene-switch').value === '0' ? null : $('scene-switch').value));
+  $('tempo-motion').addEventListener('change', () => setUrlParam('tempo', $('tempo-motion').checked ? '1' : null));
   $('play').addEventListener('click', togglePlay);
   $('seek').addEventListener('input', () => player.seek(Number($('seek').value)));
   $('record').addEventListener('click', toggleRecord);
@@ -457,6 +502,8 @@ async function init() {
   if (urlParam('smoothing')) $('smoothing').value = urlParam('smoothing');
   $('smoothing-out').textContent = Number($('smoothing').value).toFixed(2);
   $('interpolate').checked = urlParam('interp') !== '0';
+  if (urlParam('scenes')) $('scene-switch').value = urlParam('scenes');
+  $('tempo-motion').checked = urlParam('tempo') === '1';
   setViz(urlParam('viz', VISUALIZATIONS[0].id));
   wire();
   requestAnimationFrame(frame);
@@ -484,7 +531,8 @@ window.__playground = {
   sample: () => ({ t: player.currentTime(), playing: player.playing, raw: Array.from(raw),
                    values: Array.from(paramValues), perm: state.perm.slice(),
                    frames: state.frames, viz: state.vizClass && state.vizClass.id,
-                   timeline: !!state.timeline, pool: state.pool.map((p) => `${p.kind}:${p.name}`),
+                   timeline: !!state.timeline, motionRate: state.motionRate,
+                   scenes: state.scenes, pool: state.pool.map((p) => `${p.kind}:${p.name}`),
                    poolRaw: Array.from(poolRaw.subarray(0, state.pool.length)) }),
 };
 

@@ -290,3 +290,31 @@ def test_a_parameter_can_follow_the_beat_grid_or_a_stem(page, server, artifacts)
     page.locator("#mapping-editor").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "visualizer-sources.png"))
     assert page.errors == [], "\n".join(page.errors)
+
+
+def test_ranked_over_all_sources_tempo_motion_and_scene_switches(page, server):
+    """'ranked, all sources' puts the most varying columns of the learned features, the beat
+    grid and the stems onto the parameters in order; 'motion follows the tempo' runs the
+    visuals at bpm / 120; 'switch scene every bar' changes the visualization on downbeats."""
+    open_track(page, server, "smoothing=0&assign=ranked-all")
+    state = page.evaluate("() => ({tl: window.__playground.state.timeline, "
+                          "src: window.__playground.state.sources, "
+                          "perm: window.__playground.state.perm})")
+    cols = [np.asarray(state["tl"]["frames"])[:, :10]]
+    for part in ("beats", "stems"):
+        if state["src"][part]:
+            cols.append(np.asarray(state["src"][part]["frames"]))
+    var = np.concatenate([c.var(axis=0) for c in cols])
+    assert state["perm"] == list(np.argsort(-var, kind="stable")[:10])
+    bpm = state["src"]["beats"]["bpm"]
+    page.check("#tempo-motion")
+    page.select_option("#scene-switch", "1")
+    assert "tempo=1" in page.url and "scenes=1" in page.url
+    first_viz = sample(page)["viz"]
+    page.click("#play")
+    page.wait_for_function("() => window.__playground.sample().t > 0.3", timeout=20000)
+    assert bpm and any(0.3 < d < 5.5 for d in state["src"]["beats"]["downbeat_times"])
+    assert sample(page)["motionRate"] == pytest.approx(bpm / 120, rel=1e-6)
+    page.wait_for_function("() => window.__playground.sample().scenes >= 1", timeout=20000)
+    assert sample(page)["viz"] != first_viz
+    assert page.errors == [], "\n".join(page.errors)
