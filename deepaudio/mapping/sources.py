@@ -32,6 +32,10 @@ The stems (whatever a separation returned; a missing stem's columns are absent):
 
 Levels are relative to the stem's own loud level (the 99th percentile), so a quiet mix and a
 loud one move the visuals alike.
+
+The DSP baseline (:func:`dsp_timeline`): MilkDrop's bass / mid / treble relative loudness and
+their attack-smoothed versions (:func:`deepaudio.mapping.timeline.dsp_band_timeline`, values
+around 1), halved and clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from deepaudio.core.audio import resample
 from deepaudio.core.beats import analyse_beats
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import FeatureTimeline
+from deepaudio.mapping.timeline import dsp_band_timeline
 
 BEAT_NAMES = ("tempo", "beat_phase", "beat_pulse", "bar_phase", "downbeat_pulse")
 BEAT_DECAY_S = 0.1
@@ -175,3 +180,19 @@ def stem_timeline(stems: tp.Mapping[str, np.ndarray], sr: int, *,
                                                                       axis=1).astype(np.float32),
                            meta={"source": "stems", "stems": list(stems),
                                  "duration": duration})
+
+
+def dsp_timeline(y: np.ndarray, sr: int, *, fps: float = 30.0) -> FeatureTimeline:
+    """The DSP baseline of a song ``y`` ((C, N) or (N,)) as a source: MilkDrop's band levels
+    (around 1.0) halved and clipped to [0, 1], on the same frames as the other sources."""
+    y = np.atleast_2d(np.asarray(y, np.float32))
+    duration = y.shape[1] / sr
+    t = _frame_times(duration, fps)
+    bands = dsp_band_timeline(y.mean(axis=0), sr, fps=fps)
+    frames = np.zeros((len(t), len(bands.names)), np.float32)
+    n = min(len(t), len(bands.frames))
+    frames[:n] = np.clip(bands.frames[:n] / 2.0, 0.0, 1.0)
+    if n < len(t):
+        frames[n:] = frames[n - 1]
+    return FeatureTimeline(fps=fps, names=list(bands.names), frames=frames,
+                           meta={"source": "dsp", "duration": duration})

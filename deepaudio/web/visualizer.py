@@ -23,7 +23,7 @@ from deepaudio.core.cache import KeyLocks, MemoryLRU
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import genre_probabilities, get_run
 from deepaudio.mapping.mappings import METHODS, get_mapping
-from deepaudio.mapping.sources import beat_timeline, stem_timeline
+from deepaudio.mapping.sources import beat_timeline, dsp_timeline, stem_timeline
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
 from deepaudio.mixer.stems import load_stems
 from deepaudio.web.catalog import track_path, track_row
@@ -196,8 +196,9 @@ def genres(track_id: str):
 
 @bp.get("/tracks/<track_id>/sources")
 def sources(track_id: str):
-    """The beat-grid source of a track and, when this user has separated it with the stem
-    mixer, its stem source (:mod:`deepaudio.mapping.sources`), at ``fps``; computed once per
+    """The beat-grid and DSP-baseline sources of a track and, when this user has separated it
+    with the stem mixer, its stem source (:mod:`deepaudio.mapping.sources`), at ``fps``;
+    computed once per
     track, fps and separation, and kept in the timelines' memory cache."""
     track_row(track_id)
     fps = arg("fps", float, 30.0, lo=1, hi=120)
@@ -214,8 +215,10 @@ def sources(track_id: str):
             if body is None:
                 y, sr = load_audio(track_path(track_id), mono=False)
                 beats = beat_timeline(y, sr, fps=fps)
+                dsp = dsp_timeline(y, sr, fps=fps)
                 del y
-                out = {"track": track_id, "fps": fps, "beats": beats.to_json(), "stems": None,
+                out = {"track": track_id, "fps": fps, "beats": beats.to_json(),
+                       "dsp": dsp.to_json(), "stems": None,
                        "stems_reason": "not separated: separate the track with the stem "
                                        "mixer to drive visuals from its stems"}
                 if stems is not None:

@@ -31,6 +31,7 @@ const raw = new Float32Array(N);        // feature values at the audio time (bef
 const poolRaw = new Float32Array(MAX_POOL);   // every source's value at the audio time
 const beatRaw = new Float32Array(MAX_POOL);
 const stemRaw = new Float32Array(MAX_POOL);
+const dspRaw = new Float32Array(MAX_POOL);
 const paramValues = new Float32Array(N); // smoothed, assigned to parameters, in [0, 1]
 const scaled = new Float32Array(N);      // in each parameter's own range
 
@@ -96,6 +97,7 @@ function buildPool() {
   const pool = Array.from({ length: N }, (_, k) => ({ kind: 'learned', name: `feature ${k}` }));
   const src = state.sources;
   if (src && src.beats) for (const name of src.beats.names) pool.push({ kind: 'beat', name });
+  if (src && src.dsp) for (const name of src.dsp.names) pool.push({ kind: 'dsp', name });
   if (src && src.stems) for (const name of src.stems.names) pool.push({ kind: 'stems', name });
   state.pool = pool.slice(0, MAX_POOL);
 }
@@ -112,7 +114,7 @@ function sourceSelect(k, feature) {
   const sel = document.createElement('select');
   sel.className = 'feat';
   sel.setAttribute('aria-label', `source of ${state.vizClass.params[k].name}`);
-  const groups = { learned: 'learned features', beat: 'beat grid', stems: 'stems' };
+  const groups = { learned: 'learned features', beat: 'beat grid', dsp: 'DSP bands (MilkDrop)', stems: 'stems' };
   for (const [kind, label] of Object.entries(groups)) {
     const items = state.pool.map((p, i) => [p, i]).filter(([p]) => p.kind === kind);
     if (!items.length) continue;
@@ -292,7 +294,7 @@ function columnVariances(tl) {
 function rankedAll(tl) {
   const src = state.sources;
   const v = [...columnVariances(tl).slice(0, N)];
-  for (const part of [src && src.beats, src && src.stems]) if (part) v.push(...columnVariances(part));
+  for (const part of [src && src.beats, src && src.dsp, src && src.stems]) if (part) v.push(...columnVariances(part));
   const order = v.map((x, i) => [x, i]).filter(([, i]) => i < state.pool.length)
     .sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, i]) => i);
   return order.slice(0, N);
@@ -321,7 +323,8 @@ function frame() {
     poolRaw.set(raw);
     const src = state.sources;
     let at = N;
-    for (const [tl, buf] of [[src && src.beats, beatRaw], [src && src.stems, stemRaw]]) {
+    for (const [tl, buf] of [[src && src.beats, beatRaw], [src && src.dsp, dspRaw],
+                             [src && src.stems, stemRaw]]) {
       if (!tl || !tl.frames.length) continue;
       sampleTimeline(tl, t, interp, buf);
       for (let j = 0; j < tl.names.length && at < MAX_POOL; j++) poolRaw[at++] = buf[j];

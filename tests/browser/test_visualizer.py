@@ -284,6 +284,8 @@ def test_a_parameter_can_follow_the_beat_grid_or_a_stem(page, server, artifacts)
     assert page.evaluate("() => window.__playground.state.perm")[0] == 12
     pool = sample(page)["pool"]
     assert "stems:drums_onset" in pool and "stems:vocals_pitch" in pool
+    assert pool[15:21] == ["dsp:bass", "dsp:mid", "dsp:treb", "dsp:bass_att", "dsp:mid_att",
+                           "dsp:treb_att"]
     page.select_option("#mapping-editor li:nth-child(2) select",
                        str(pool.index("stems:drums_onset")))
     assert page.locator("#mapping-editor li:nth-child(2)").get_attribute("data-source") == "stems"
@@ -301,7 +303,7 @@ def test_ranked_over_all_sources_tempo_motion_and_scene_switches(page, server):
                           "src: window.__playground.state.sources, "
                           "perm: window.__playground.state.perm})")
     cols = [np.asarray(state["tl"]["frames"])[:, :10]]
-    for part in ("beats", "stems"):
+    for part in ("beats", "dsp", "stems"):
         if state["src"][part]:
             cols.append(np.asarray(state["src"][part]["frames"]))
     var = np.concatenate([c.var(axis=0) for c in cols])

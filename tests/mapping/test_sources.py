@@ -11,7 +11,7 @@ import pytest
 
 from deepaudio.cli import mapping as mapping_cli
 from deepaudio.core.audio import save_audio
-from deepaudio.mapping.sources import BEAT_NAMES, beat_timeline, stem_timeline
+from deepaudio.mapping.sources import BEAT_NAMES, beat_timeline, dsp_timeline, stem_timeline
 
 SR = 22050
 BPM = 120.0
@@ -133,3 +133,18 @@ def test_cli_writes_both_sources(tmp_path, capsys):
     assert "vocals_pitch" in doc["stems"]["names"]
     assert len(doc["stems"]["frames"]) == len(doc["beats"]["frames"]) == 8 * 30 + 1
     assert "beats: 120.0 bpm, 15 beats; stems: drums_onset" in capsys.readouterr().out
+
+
+def test_the_dsp_baseline_as_a_source():
+    """MilkDrop's band levels on the sources' frames, in [0, 1]: a bass note lifts the bass
+    band when it starts and the treble band stays put."""
+    t = np.arange(int(6.0 * SR)) / SR
+    env = np.clip((t - 3.0) / 0.05, 0, 1)                  # a 50 ms attack: no click
+    y = env * 0.5 * np.sin(2 * np.pi * 80 * t) + 0.01 * np.sin(2 * np.pi * 5000 * t)
+    tl = dsp_timeline(y.astype(np.float32), SR, fps=30.0)
+    assert tl.names == ["bass", "mid", "treb", "bass_att", "mid_att", "treb_att"]
+    assert len(tl.frames) == 6 * 30 + 1 and tl.frames.min() >= 0 and tl.frames.max() <= 1
+    f = dict(zip(tl.names, tl.frames.T))
+    onset = int(3.0 * 30)
+    assert f["bass"][onset + 1:onset + 6].max() > 0.9 > f["bass"][onset - 10:onset].max()
+    assert np.ptp(f["treb"][30:-1]) < 0.1      # (the last frame hears the cut-off end)

@@ -160,6 +160,8 @@ def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track):
     assert r.status_code == 200, r.json
     j = r.json
     assert j["beats"]["names"] == list(BEAT_NAMES) and j["fps"] == 20
+    assert j["dsp"]["names"][:3] == ["bass", "mid", "treb"]
+    assert len(j["dsp"]["frames"]) == len(j["beats"]["frames"])
     assert len(j["beats"]["frames"]) == int(6.0 * 20) + 1
     assert j["stems"] is None and "stem mixer" in j["stems_reason"]
     assert mine.get(url).headers["X-Cache"] == "hit"
