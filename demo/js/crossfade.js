@@ -383,11 +383,21 @@ function renderPoints() {
   const X = (t) => `${(100 * (t - lo)) / Math.max(1e-6, end - lo)}%`;
   const best = s.candidates[0].score;
   const worst = s.candidates[s.candidates.length - 1].score;
+  // candidates that start at the same point of A (B entering later) stack in rows
+  const row = new Map();
+  const rows = {};
+  for (const c of s.candidates) {
+    const at = c.a_start_in_song_s.toFixed(2);
+    rows[at] = (rows[at] || 0) + 1;
+    row.set(c.rank, rows[at] - 1);
+  }
+  line.style.height = `${10 + 24 * Math.max(...Object.values(rows))}px`;
   for (const c of [...s.candidates].reverse()) {     // the best drawn last, on top
     const btn = document.createElement('button');
     btn.type = 'button';
     btn.className = 'xfade-point';
     btn.style.left = X(c.a_start_in_song_s);
+    btn.style.top = `${4 + 24 * row.get(c.rank)}px`;
     const w = best > worst ? (c.score - worst) / (best - worst) : 1;
     btn.style.background = mixColor('#3a4152', '#5fb3ff', w);
     btn.textContent = String(c.rank + 1);
