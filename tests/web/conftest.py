@@ -1,9 +1,10 @@
 """What the API tests share: a playground app on the sample set and its runs, a client,
-upload helpers."""
+upload helpers, and a finished separation of a track."""
 
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,21 @@ def upload():
 def path_of():
     """``path_of(app, track_id)``: a track's audio file."""
     return _path_of
+
+
+def _separate(client, track_id: str, backend: str = "dsp", timeout: float = 120.0) -> dict:
+    job = client.post("/api/mixer/jobs", json={"track_id": track_id, "backend": backend}).json
+    deadline = time.monotonic() + timeout
+    while job["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = client.get(f"/api/mixer/jobs/{job['id']}").json
+    assert job["state"] == "done", job
+    return job
+
+
+@pytest.fixture(scope="session")
+def separate():
+    """``separate(client, track_id, backend="dsp")``: a stem mixer job for the track, waited
+    for until done (asserted); the job's JSON."""
+    return _separate

@@ -385,17 +385,7 @@ def stem_pair(client, upload):
     return ids
 
 
-def _separate(client, track_id: str) -> None:
-    job = client.post("/api/mixer/jobs", json={"track_id": track_id, "backend": "dsp"}).json
-    deadline = time.monotonic() + 120
-    while job["state"] not in ("done", "failed"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-        job = client.get(f"/api/mixer/jobs/{job['id']}").json
-    assert job["state"] == "done", job
-
-
-def test_a_stem_schedule_uses_this_users_separations(app, client, stem_pair):
+def test_a_stem_schedule_uses_this_users_separations(app, client, stem_pair, separate):
     a, b = stem_pair
     body = {"track_a": a, "track_b": b, "beat_sync": True, "schedule": "vocal_handoff",
             "context": 2.0}
@@ -403,7 +393,7 @@ def test_a_stem_schedule_uses_this_users_separations(app, client, stem_pair):
     assert r.status_code == 409 and r.json["needs_stems"] == [a, b], r.json
     assert "stem mixer job" in r.json["error"]
     for t in (a, b):
-        _separate(client, t)
+        separate(client, t)
     r = post(client, **body)
     assert r.status_code == 200, r.json
     s = r.json["sidecar"]

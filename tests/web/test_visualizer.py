@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +150,7 @@ def test_stored_timelines_are_pruned_to_their_budget(sample_set, playground_mode
     assert 1 <= rows < 4 and size <= 0.003 * 2**20 + 4000      # the newest always stays
 
 
-def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track):
+def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track, separate):
     from deepaudio.mapping.sources import BEAT_NAMES
 
     mine, other = app.test_client(), app.test_client()
@@ -165,14 +164,7 @@ def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track):
     assert len(j["beats"]["frames"]) == int(6.0 * 20) + 1
     assert j["stems"] is None and "stem mixer" in j["stems_reason"]
     assert mine.get(url).headers["X-Cache"] == "hit"
-    job = mine.post("/api/mixer/jobs", json={"track_id": first_track["id"],
-                                             "backend": "dsp"}).json
-    deadline = time.monotonic() + 120
-    while job["state"] not in ("done", "failed"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-        job = mine.get(f"/api/mixer/jobs/{job['id']}").json
-    assert job["state"] == "done", job
+    separate(mine, first_track["id"])
     r = mine.get(url)
     assert r.headers["X-Cache"] == "miss"           # another separation: another answer
     stems = r.json["stems"]
