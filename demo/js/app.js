@@ -452,7 +452,7 @@ async function resumeTraining() {        // a job still running from an earlier 
 // ------------------------------------------------------------------------------ wiring
 
 async function togglePlay() {
-  if (player.playing) player.pause(); else await player.play();
+  if (player.playing || player.starting) player.pause(); else await player.play();
   $('play').textContent = player.playing ? '❚❚ pause' : '▶ play';
 }
 

@@ -19,6 +19,8 @@ export class AudioPlayer {
     this.startedAt = 0;     // context time of the last start
     this.playing = false;
     this.onended = null;
+    this.starting = null;   // the start under way, if any
+    this.generation = 0;    // counts stops, so a start that was stopped meanwhile gives up
   }
 
   get duration() { return this.buffer ? this.buffer.duration : 0; }
@@ -50,9 +52,24 @@ export class AudioPlayer {
     return clamp(t, 0, this.buffer.duration);
   }
 
-  async play() {
-    if (!this.buffer || this.playing) return;
+  // Start playing from the offset. Calls made while a start is under way (the context's
+  // resume is awaited) share it: two sources would play the song twice, out of step.
+  play() {
+    if (!this.buffer || this.playing) return Promise.resolve();
+    if (!this.starting) {
+      const starting = this._start().finally(() => {
+        if (this.starting === starting) this.starting = null;
+      });
+      this.starting = starting;
+    }
+    return this.starting;
+  }
+
+  async _start() {
+    const gen = this.generation;
     await this.ctx.resume();
+    // a stop, pause or load while the context resumed cancels this start
+    if (gen !== this.generation || !this.buffer || this.playing) return;
     if (this.offset >= this.buffer.duration) this.offset = 0;
     const src = this.ctx.createBufferSource();
     src.buffer = this.buffer;
@@ -71,12 +88,14 @@ export class AudioPlayer {
   }
 
   pause() {
-    if (!this.playing) return;
+    if (!this.playing) { this.stop(); return; }   // cancels a start under way
     this.offset = Math.min(this.offset + this.ctx.currentTime - this.startedAt, this.duration);
     this.stop();
   }
 
   stop() {
+    this.generation += 1;
+    this.starting = null;
     if (this.source) {
       const src = this.source;
       this.source = null;
@@ -88,7 +107,7 @@ export class AudioPlayer {
   }
 
   async seek(t) {
-    const wasPlaying = this.playing;
+    const wasPlaying = this.playing || this.starting !== null;
     this.stop();
     this.offset = clamp(t, 0, this.duration);
     if (wasPlaying) await this.play();
