@@ -67,8 +67,8 @@ def test_play_moves_visuals_and_meter_follows_timeline(page, server):
     t0 = sample(page)["t"]
     a = canvas_pixels(page)
     page.wait_for_function(
-        f"() => {{ const s = window.__playground.sample(); return s.playing && s.t > {t0 + 0.5}; }}",
-        timeout=20000)
+        "t0 => { const s = window.__playground.sample(); return s.playing && s.t > t0; }",
+        arg=t0 + 0.5, timeout=20000)
     b = canvas_pixels(page)
     assert a.std() > 2, "canvas is blank"
     assert np.abs(a - b).mean() > 0.5, "canvas did not change while playing"
@@ -120,8 +120,8 @@ def test_every_visualization_renders(page, server, artifacts):
         a = canvas_pixels(page)
         # the picture follows the audio clock: wait until the song has moved on while playing
         page.wait_for_function(
-            f"() => {{ const s = window.__playground.sample(); return s.playing && s.t > {t0 + 0.3}; }}",
-            timeout=20000)
+            "t0 => { const s = window.__playground.sample(); return s.playing && s.t > t0; }",
+            arg=t0 + 0.3, timeout=20000)
         b = canvas_pixels(page)
         page.locator(".stage").screenshot(path=str(artifacts / f"viz-{viz}.png"))
         assert a.std() > 1, f"{viz}: blank canvas"
