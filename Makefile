@@ -12,7 +12,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE_TRACKS_PER_GENRE ?= 10
 DATASET_CONFIGS := $(wildcard datasets/processed/samples/*.json)
-PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier.json
+PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier.json \
+                     models/playground/spectrum_ae.json
 NODE_STAMP := demo/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
@@ -83,6 +84,7 @@ bench: models $(FLUIDSYNTH)
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ae_quality.py
+	$(PY) bench/spectrum_ae.py
 	$(PY) bench/encode.py
 	$(PY) bench/api_load.py
 	$(PY) bench/memory.py
@@ -94,3 +96,4 @@ bench: models $(FLUIDSYNTH)
 	$(PY) bench/tempo.py
 	$(PY) bench/beats.py
 	$(PY) bench/key.py
+	$(PY) bench/transitions.py

@@ -122,7 +122,9 @@ def _train_config(h5: Path, models_dir: Path, model: str, **overrides) -> dict:
                                    "kernel_size": 3, "padding": 1},
               "cnn_classifier": {"arch": "vgg11", "batchnorm": True, "width": 0.0625,
                                  "fc_units": 32},
-              "dense_autoencoder": {"widths": [64, 16, 10]}}[model]
+              # the playground's spectrum model, narrower
+              "dense_autoencoder": {"widths": [64, 16, 10], "activation": "relu",
+                                    "linear_path": True}}[model]
     cfg = {"name": "run", "model": model, "dataset_path": str(h5),
            "models_dir": str(models_dir), "num_epochs": 2, "batch_size": 16, "seed": 0,
            "lr": 1e-3, "model_params": params}
@@ -159,11 +161,13 @@ def spectrum_run(spectrum_h5, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def playground_models(ae_run, classifier_run, tmp_path_factory) -> Path:
-    """A models folder as the playground sees it: an autoencoder and a classifier run."""
+def playground_models(ae_run, classifier_run, spectrum_run, tmp_path_factory) -> Path:
+    """A models folder as the playground sees it: the MFCC autoencoder, the classifier and the
+    spectrum autoencoder."""
     root = tmp_path_factory.mktemp("runs")
     shutil.copytree(ae_run, root / "sample" / "conv_ae")
     shutil.copytree(classifier_run, root / "sample" / "classifier")
+    shutil.copytree(spectrum_run, root / "sample" / "spectrum_ae")
     return root
 
 

@@ -10,7 +10,8 @@ and ``encode(x)``.
   64×96 input, with torchvision's parameter names so a local ImageNet ``.pth`` loads by path,
   and named tap layers (L5 … L15) for feature extraction.
 * :class:`DenseAutoencoder`: the 0.5 s spectrum model (sigmoid hidden layers, linear code),
-  with the decoder wired correctly (Deep-Audio-Visualization skipped a nonlinearity).
+  with the decoder wired correctly (Deep-Audio-Visualization skipped a nonlinearity), and
+  optionally a linear path started at PCA (what makes it learn on a small data set).
 
 ``encode`` always runs in eval mode (deep-audioviz-experiments encoded with dropout and
 batch-statistics batch norm active, so its classifier features were random).
@@ -366,6 +367,10 @@ class DenseAEConfig:
     # small real folders (see docs/training.md)
     activation: tp.Literal["sigmoid", "relu"] = "sigmoid"
     code_activation: tp.Literal["linear", "tanh"] = "linear"
+    # a linear encoder and decoder beside the layers (the code is their sum, and so is the
+    # output), started at the PCA of the training data with the layers' last weights at zero:
+    # training starts from the best linear code and the layers learn what PCA misses
+    linear_path: bool = False
 
     def validate(self) -> None:
         if self.input_dim < 1 or not self.widths or min(self.widths) < 1:
@@ -374,12 +379,21 @@ class DenseAEConfig:
             raise ConfigError("key 'activation' must be 'sigmoid' or 'relu'")
         if self.code_activation not in ("linear", "tanh"):
             raise ConfigError("key 'code_activation' must be 'linear' or 'tanh'")
+        if not isinstance(self.linear_path, bool):
+            raise ConfigError("key 'linear_path' must be true or false")
+        if self.linear_path and self.code_activation != "linear":
+            raise ConfigError("key 'linear_path' needs 'code_activation': 'linear'")
 
 
 class DenseAutoencoder(EncoderMixin, nn.Module):
     """Hidden layers with ``activation`` (sigmoid in the original), a code with
     ``code_activation`` (linear in the original), a mirrored decoder with a linear output.
-    Any input shape: segments are flattened (an MFCC segment of 64x96 is 6144 inputs)."""
+    Any input shape: segments are flattened (an MFCC segment of 64x96 is 6144 inputs).
+
+    With ``linear_path`` a linear encoder/decoder pair runs beside the layers; before
+    training, :meth:`init_from_data` sets it to the training data's PCA and zeroes the
+    layers' last weights, so the untrained model *is* PCA and training can only go below it
+    on the training data."""
 
     kind = "autoencoder"
     layers = ("code",)
@@ -393,14 +407,43 @@ class DenseAutoencoder(EncoderMixin, nn.Module):
         self.decoder = nn.ModuleList(nn.Linear(b, a) for a, b in
                                      reversed(list(zip(dims[:-1], dims[1:]))))
         self._act = torch.sigmoid if cfg.activation == "sigmoid" else F.relu
+        self.linear_encoder = nn.Linear(dims[0], dims[-1]) if cfg.linear_path else None
+        self.linear_decoder = nn.Linear(dims[-1], dims[0]) if cfg.linear_path else None
+
+    @torch.no_grad()
+    def init_from_data(self, x: np.ndarray) -> None:
+        """Start the linear path at the PCA of (a sample of) the scaled training segments
+        ``x`` and zero the layers' last weights (no-op without ``linear_path``)."""
+        if self.linear_encoder is None or self.linear_decoder is None:
+            return
+        flat = np.asarray(x, np.float64).reshape(len(x), -1)
+        k = self.cfg.widths[-1]
+        if len(flat) < k:
+            raise ToolkitError(f"the linear path needs at least {k} training segments, "
+                               f"got {len(flat)}")
+        from sklearn.decomposition import PCA
+        mean = flat.mean(0)
+        pca = PCA(k, svd_solver="randomized", random_state=0).fit(flat - mean)
+        comps = torch.from_numpy(pca.components_.astype(np.float32))
+        m = torch.from_numpy(mean.astype(np.float32))
+        self.linear_encoder.weight.copy_(comps)
+        self.linear_encoder.bias.copy_(-(comps @ m))
+        self.linear_decoder.weight.copy_(comps.T)
+        self.linear_decoder.bias.copy_(m)
+        for last in (self.encoder[-1], self.decoder[-1]):
+            for p in last.parameters():
+                p.zero_()
 
     def _features(self, x, layer):
         x = x.flatten(1)
+        h = x
         for i, layer_ in enumerate(self.encoder):
-            x = layer_(x)
+            h = layer_(h)
             if i < len(self.encoder) - 1:
-                x = self._act(x)
-        return torch.tanh(x) if self.cfg.code_activation == "tanh" else x
+                h = self._act(h)
+        if self.linear_encoder is not None:
+            h = h + self.linear_encoder(x)
+        return torch.tanh(h) if self.cfg.code_activation == "tanh" else h
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         x = z
@@ -408,6 +451,8 @@ class DenseAutoencoder(EncoderMixin, nn.Module):
             x = layer_(x)
             if i < len(self.decoder) - 1:   # every hidden decoder layer has its activation
                 x = self._act(x)
+        if self.linear_decoder is not None:
+            x = x + self.linear_decoder(z)
         return x
 
     def forward(self, x):

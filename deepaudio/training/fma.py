@@ -40,6 +40,7 @@ from deepaudio.networks.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from deepaudio.networks.cnn import DenseAutoencoder
 from deepaudio.networks.registry import MODELS, build_model, count_parameters
 from deepaudio.training.loop import run_steps, setup_distributed, world
 from deepaudio.training.metrics import plot_learning_curve, write_metrics
@@ -216,6 +217,18 @@ RESUMABLE_CHANGES = frozenset({"num_epochs", "early_stopping_patience", "max_bat
                                "num_workers"})
 
 
+def training_sample(data: Partitions, *, seed: int, max_segments: int = 5000) -> np.ndarray:
+    """About ``max_segments`` train segments drawn at random (the same for a seed), read
+    one partition at a time (memory holds one partition and the sample)."""
+    rng = np.random.default_rng(seed)
+    share = min(1.0, max_segments / max(1, data.n_train))
+    parts = []
+    for p in data.train:
+        x = data.load(p)[0]
+        parts.append(x if share >= 1 else x[rng.random(len(x)) < share])
+    return np.concatenate(parts)
+
+
 def check_same_scaling(run: Path, data: Partitions) -> None:
     """Raise if ``data`` is scaled otherwise than the data the run in ``run`` trained on.
 
@@ -287,6 +300,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
     elif (run / "last.pt").is_file() and not resume:
         raise ToolkitError(f"{run} already holds a run; pass --resume to continue it or "
                            "choose another name")
+    elif isinstance(model, DenseAutoencoder):
+        # a model that starts from the data (the dense AE's linear path at PCA; a no-op
+        # without one): the same sample on every rank, drawn from the seed
+        if model.linear_encoder is not None:
+            model.init_from_data(training_sample(data, seed=cfg.seed))
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_json(stored, config_to_dict(cfg))

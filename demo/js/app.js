@@ -52,7 +52,8 @@ function resize() {
 }
 new ResizeObserver(resize).observe(canvas);
 
-function setViz(id) {
+// `keepRun`: the scene switch changes the picture, never the features under it.
+function setViz(id, { keepRun = false } = {}) {
   const cls = VISUALIZATIONS.find((v) => v.id === id) || VISUALIZATIONS[0];
   if (state.viz) state.viz.dispose();
   const [w, h] = canvasSize();
@@ -63,6 +64,23 @@ function setViz(id) {
   setUrlParam('viz', cls.id);
   buildMeter();
   buildEditor();
+  if (!keepRun && !state.runPicked && state.models.length) {
+    const run = preferredRun(state.models, state.defaultRun);
+    if (run && run !== $('run').value) {
+      $('run').value = run;
+      fillLayers();
+      if (state.track) reloadFeatures();
+    }
+  }
+}
+
+// The model a visualization was designed for (`static prefers`, a dataset mode: the lights
+// chain was made for the spectrum model), until the user picks one (the Model list or the
+// address); otherwise the server's default.
+function preferredRun(models, fallback) {
+  const mode = state.vizClass && state.vizClass.prefers;
+  const fit = mode && models.find((m) => m.mode === mode && m.kind === 'autoencoder' && !m.id.startsWith('users/'));
+  return fit ? fit.id : (fallback || $('run').value);
 }
 
 // ------------------------------------------------------------------------------ meter + editor
@@ -362,7 +380,7 @@ function sceneSwitch(beats, t, dt) {
   if (crossed < 0 || crossed % every !== 0) return;
   const k = VISUALIZATIONS.findIndex((v) => v.id === state.vizClass.id);
   state.scenes += 1;
-  setViz(VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id);
+  setViz(VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id, { keepRun: true });
 }
 
 // ------------------------------------------------------------------------------ export
@@ -398,7 +416,10 @@ function toggleRecord() {
 
 // ------------------------------------------------------------------------------ models
 // A user's own runs (trained on their uploads) are listed to them only, by their name.
-const runLabel = (m) => (m.id.startsWith('users/') ? `${m.name} (yours, ${m.kind})` : `${m.id} (${m.kind})`);
+const runLabel = (m) => {
+  const what = m.mode === 'spectrum' ? `${m.kind}, 0.5 s spectra` : m.kind;
+  return m.id.startsWith('users/') ? `${m.name} (yours, ${what})` : `${m.id} (${what})`;
+};
 
 async function loadModels() {
   const res = await api('/api/models');
@@ -468,7 +489,7 @@ function wire() {
       setStatus(`upload failed: ${err.message}`, true);
     }
   });
-  $('run').addEventListener('change', () => { fillLayers(); reloadFeatures(); });
+  $('run').addEventListener('change', () => { state.runPicked = true; fillLayers(); reloadFeatures(); });
   for (const id of ['layer', 'method', 'scaling', 'per']) $(id).addEventListener('change', reloadFeatures);
   $('assign').addEventListener('change', () => {
     if ($('assign').value !== 'random') setUrlParam('seed', null);
@@ -513,7 +534,9 @@ async function init() {
   try {
     const res = await loadModels();
     if (!res.models.length) setStatus('no trained models yet: run "make playground"', true);
-    $('run').value = res.models.some((m) => m.id === urlParam('run')) ? urlParam('run') : res.default;
+    state.runPicked = res.models.some((m) => m.id === urlParam('run'));
+    state.defaultRun = res.default;
+    $('run').value = state.runPicked ? urlParam('run') : preferredRun(res.models, res.default);
     fillLayers();
     resumeTraining();
     await tracks.load();

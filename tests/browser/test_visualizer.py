@@ -327,3 +327,29 @@ def test_ranked_over_all_sources_tempo_motion_and_scene_switches(page, server):
     page.wait_for_function("() => window.__playground.sample().scenes >= 1", timeout=20000)
     assert sample(page)["viz"] != first_viz
     assert page.errors == [], "\n".join(page.errors)
+
+
+def test_lights_default_to_the_spectrum_model(page, server):
+    """The lights chain was made for the spectrum model: it is the run until the user picks
+    one; other visualizations go back to the server's default; a run in the address wins."""
+    open_track(page, server, "viz=lights")
+    page.wait_for_function("() => window.__playground.state.timeline"
+                           " && window.__playground.state.timeline.run === 'sample/spectrum_ae'",
+                           timeout=60000)
+    assert "0.5 s spectra" in page.inner_text("#run option:checked")
+    tl = page.evaluate("() => window.__playground.state.timeline")
+    assert len(tl["frames"][0]) == 10 and tl["duration"] > 5
+    default = page.evaluate("async () => (await (await fetch('/api/models')).json()).default")
+    page.select_option("#viz", "bars")
+    page.wait_for_function("d => window.__playground.state.timeline.run === d", arg=default,
+                           timeout=60000)
+    # picked in the Model list: switching scenes keeps it
+    page.select_option("#run", "sample/spectrum_ae")
+    page.select_option("#viz", "lights")
+    page.select_option("#viz", "spheres")
+    assert page.input_value("#run") == "sample/spectrum_ae"
+    open_track(page, server, "viz=lights&run=sample%2Fconv_ae")
+    page.wait_for_function("() => window.__playground.state.timeline"
+                           " && window.__playground.state.timeline.run === 'sample/conv_ae'",
+                           timeout=60000)
+    assert page.errors == []

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -211,6 +212,28 @@ def test_dense_ae_relu_tanh_on_mfcc_segments():
     assert torch.allclose(m(x), m.decoder[1](torch.relu(m.decoder[0](z))), atol=1e-6)
 
 
+def test_dense_ae_linear_path_starts_at_pca():
+    """Before training, a model with a linear path is exactly PCA: its code is the PCA
+    projection and its output the PCA reconstruction."""
+    from sklearn.decomposition import PCA
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 12)) @ rng.normal(size=(12, 40)) + 3).astype(np.float32)
+    m = DenseAutoencoder(DenseAEConfig(input_dim=40, widths=[16, 4], activation="relu",
+                                       linear_path=True))
+    m.init_from_data(x)
+    pca = PCA(4, svd_solver="randomized", random_state=0).fit(x.astype(np.float64))
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(m.encode(t).numpy(), pca.transform(x), atol=1e-3)
+    with torch.no_grad():
+        np.testing.assert_allclose(m(t).numpy(), pca.inverse_transform(pca.transform(x)),
+                                   atol=1e-3)
+    # the layers are live: their first weights still have gradients to follow
+    m(t).pow(2).mean().backward()
+    assert m.encoder[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ToolkitError, match="at least 4"):
+        m.init_from_data(x[:3])
+
+
 @pytest.mark.parametrize("name, params, key", [
     ("conv_autoencoder", {"variant": "tied"}, "variant"),
     ("conv_autoencoder", {"shared_weights": "false"}, "shared_weights"),
@@ -223,6 +246,8 @@ def test_dense_ae_relu_tanh_on_mfcc_segments():
     ("dense_autoencoder", {"widths": [10, "5"]}, "widths"),
     ("dense_autoencoder", {"activation": "gelu"}, "activation"),
     ("dense_autoencoder", {"code_activation": "sigmoid"}, "code_activation"),
+    ("dense_autoencoder", {"linear_path": "yes"}, "linear_path"),
+    ("dense_autoencoder", {"linear_path": True, "code_activation": "tanh"}, "linear_path"),
     ("transformer", {}, "model"),
 ])
 def test_bad_params_name_the_key(name, params, key):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]     # the checkout
 
 def test_health_and_track_listing(client):
     h = client.get("/api/health").json
-    assert h["status"] == "ok" and h["tracks"] == 24 and h["models"] == 2
+    assert h["status"] == "ok" and h["tracks"] == 24 and h["models"] == 3
     page = client.get("/api/tracks?per_page=5&page=2").json
     assert page["total"] == 24 and len(page["items"]) == 5 and page["page"] == 2
     assert len(page["genres"]) == 8

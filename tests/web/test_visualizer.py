@@ -28,6 +28,9 @@ def test_models_list_kinds_layers(client):
     assert cls["kind"] == "classifier" and cls["layers"] == ["L8", "L9", "L10"]
     assert len(cls["genres"]) == 8 and res["classifier"] == "sample/classifier"
     assert "pca" in cls["mappings"]
+    spec = by_id["sample/spectrum_ae"]
+    assert spec["mode"] == "spectrum" and spec["kind"] == "autoencoder"
+    assert spec["segment_seconds"] == pytest.approx(0.5)
 
 
 def test_features_match_mapping_utils_and_cache(app, client, first_track, path_of):

@@ -20,6 +20,7 @@ const HALO_SIZE = 3;              // glow sprite size relative to a point
 export class Lights extends Visualization {
   static id = 'lights';
   static title = 'Lights';
+  static prefers = 'spectrum';   // made for the spectrum model's 10 features (the default run)
   static params = [
     { name: 'particles weight', min: 0.2, max: 2, default: 0.6 },
     { name: 'edges distance', min: 0.2, max: 1, default: 0.8 },
