@@ -97,3 +97,5 @@ bench: models $(FLUIDSYNTH)
 	$(PY) bench/beats.py
 	$(PY) bench/key.py
 	$(PY) bench/transitions.py
+	$(PY) bench/live.py
+	$(PY) bench/video.py

@@ -5,6 +5,14 @@ parameter timeline (JSON) for the visualizations.
     python mapping_utils.py timeline SONG.mp3 --run models/runs/playground/conv_ae \
         --method pca --fps 30 --smoothing 0.3 --assign random --seed 7 -o timeline.json
     python mapping_utils.py sources SONG.mp3 [--stems STEMS_DIR] --fps 30 -o sources.json
+    python mapping_utils.py onnx --run models/runs/playground/conv_ae --method pca -o web/
+    python mapping_utils.py video SONG.mp3 --run models/runs/playground/conv_ae --viz spheres \
+        -o out.mp4 [--size 1920x1080] [--fps 60] [--seed 7]
+
+``onnx`` writes the run, its dataset scaler and the mapping as one ONNX graph
+(``encoder.onnx``: unscaled features → 10 values in [0, 1]) and what a client needs to compute
+those features (``frontend.json``): :mod:`deepaudio.mapping.onnx_export`; the playground's
+live input and the static site run it in the browser.
 
 ``sources`` writes the beat-grid source (tempo, beat and bar phase, beat and downbeat pulses)
 and, with a stem folder (``mixer_api.py separate``'s output), the stem source (drum onsets,
@@ -16,11 +24,13 @@ from __future__ import annotations
 import argparse
 
 from deepaudio.core.audio import load_audio
-from deepaudio.core.errors import user_errors_exit_2
+from deepaudio.core.errors import ToolkitError, user_errors_exit_2
 from deepaudio.core.files import atomic_write_json
 from deepaudio.mapping.mappings import METHODS, fit_mapping, mapping_path
+from deepaudio.mapping.onnx_export import export_onnx
 from deepaudio.mapping.sources import beat_timeline, stem_timeline
 from deepaudio.mapping.timeline import BLUR_SIZES, mapped_timeline
+from deepaudio.mapping.video import parse_size, render_video
 from deepaudio.mixer.stems import load_stems
 
 
@@ -54,6 +64,21 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--stems", help="the song's stem folder (mixer_api.py separate's output)")
     s.add_argument("--fps", type=float, default=30.0)
     s.add_argument("-o", "--out", required=True)
+    v = sub.add_parser("video", parents=[common], help="a music video (MP4 or WebM) of a song, "
+                       "rendered frame by frame in headless Chromium")
+    v.add_argument("song")
+    v.add_argument("--viz", default="spheres", help="visualization id (bars, spheres, "
+                   "crystals, clouds, waves, particles, lights, kaleidoscope)")
+    v.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT, even sides")
+    v.add_argument("--fps", type=int, default=60)
+    v.add_argument("--smoothing", type=float, default=0.5,
+                   help="the page's smoothing: weight kept per 1/60 s, in [0, 1)")
+    v.add_argument("--assign", default="random", choices=["deterministic", "random", "ranked"])
+    v.add_argument("--seconds", type=float, help="render only the first SECONDS")
+    v.add_argument("-o", "--out", required=True, help=".mp4 (H.264 + AAC) or .webm (VP9)")
+    o = sub.add_parser("onnx", parents=[common], help="the run and mapping as an ONNX graph "
+                       "for the browser (encoder.onnx + frontend.json)")
+    o.add_argument("-o", "--out", required=True, help="folder to write into")
     return p
 
 
@@ -69,6 +94,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"explained variance of {len(m.explained_variance)} components: "
                   f"{sum(m.explained_variance):.3f} "
                   f"({', '.join(f'{v:.3f}' for v in m.explained_variance)})")
+    elif args.command == "video":
+        from tqdm import tqdm
+        size = parse_size(args.size)
+        if args.seconds is not None and args.seconds <= 0:
+            raise ToolkitError(f"--seconds must be positive, got {args.seconds}")
+        with tqdm(unit="frame", desc="rendering") as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+            res = render_video(args.song, args.run, args.out, viz=args.viz, size=size,
+                               fps=args.fps, method=args.method, layer=args.layer,
+                               scaling=args.scaling, per=args.per, smoothing=args.smoothing,
+                               assign=args.assign, seed=args.seed, max_seconds=args.seconds,
+                               progress=progress)
+        print(f"{args.out}: {res['frames']} frames at {res['fps']} fps ({res['seconds']:.2f} s, "
+              f"{size[0]}x{size[1]}, {res['video_codec']} + {res['audio_codec']}); "
+              f"seed {res['seed']}")
+    elif args.command == "onnx":
+        folder = export_onnx(args.run, method=args.method, layer=args.layer,
+                             scaling=args.scaling, per=args.per, out_dir=args.out)
+        nbytes = (folder / "encoder.onnx").stat().st_size
+        print(f"{folder}/encoder.onnx ({nbytes / 1e6:.1f} MB) and {folder}/frontend.json")
     elif args.command == "sources":
         y, sr = load_audio(args.song, mono=False)
         beats = beat_timeline(y, sr, fps=args.fps)

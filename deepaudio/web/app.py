@@ -228,10 +228,12 @@ def _register_cors(app: Flask, origins: set[str]) -> None:
 def _register_headers(app: Flask, demo: Path) -> None:
     """Security headers on every response, and one access-log line per request (method, path,
     status, bytes, milliseconds; never cookies or bodies). The pages' only inline script, the
-    import map, is allowed by its hash in the Content-Security-Policy."""
+    import map, is allowed by its hash in the Content-Security-Policy; 'wasm-unsafe-eval' lets
+    onnxruntime-web compile its WebAssembly (and nothing else: no JavaScript eval)."""
     access = logging.getLogger("playground.access")
     scripts = " ".join(f"'sha256-{h}'" for h in _inline_script_hashes(demo))
-    csp = ("default-src 'self'; script-src 'self' " + scripts + "; style-src 'self' "
+    csp = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval' " + scripts +
+           "; style-src 'self' "
            "'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; "
            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 

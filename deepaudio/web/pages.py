@@ -1,4 +1,5 @@
-"""The three pages and their static files from ``demo/`` (three.js from its npm package)."""
+"""The three pages and their static files from ``demo/`` (three.js and onnxruntime-web from
+their npm packages)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,24 @@ def vendor_three(name: str):
     if not (name.startswith("build/") or name.startswith("examples/jsm/")):
         return Response("not found", 404, mimetype="text/plain")
     return send_from_directory(three, name, max_age=3600)
+
+
+# onnxruntime-web's ES module build and its single-threaded SIMD WebAssembly runtime: what the
+# live input and the static site load (the other builds in the package are not served)
+ORT_FILES = {"ort.wasm.min.mjs": "text/javascript",
+             "ort-wasm-simd-threaded.mjs": "text/javascript",
+             "ort-wasm-simd-threaded.wasm": "application/wasm"}
+
+
+@bp.get("/vendor/ort/<name>")
+def vendor_ort(name: str):
+    dist = _demo() / "node_modules" / "onnxruntime-web" / "dist"
+    if name not in ORT_FILES:
+        return Response("not found", 404, mimetype="text/plain")
+    if not (dist / name).is_file():
+        return Response("onnxruntime-web is not installed: run 'make playground' (npm ci in "
+                        "demo/)", 404, mimetype="text/plain")
+    return send_from_directory(dist, name, mimetype=ORT_FILES[name], max_age=3600)
 
 
 @bp.get("/<path:name>")

@@ -14,15 +14,17 @@ import sqlite3
 import time
 import zlib
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, send_file
 
 from deepaudio.core.audio import load_audio
 from deepaudio.core.cache import KeyLocks, MemoryLRU
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import genre_probabilities, get_run
 from deepaudio.mapping.mappings import METHODS, get_mapping
+from deepaudio.mapping.onnx_export import export_onnx
 from deepaudio.mapping.sources import beat_timeline, dsp_timeline, stem_timeline
 from deepaudio.mapping.timeline import assign_parameters, mapped_timeline
 from deepaudio.mixer.stems import load_stems
@@ -170,6 +172,46 @@ def features(track_id: str):
     resp = Response(body, mimetype="application/json")
     resp.headers["X-Cache"] = "hit" if hit else "miss"
     return resp
+
+
+def _onnx_export(app: Flask) -> tuple[str, Path]:
+    """(run id, export folder) of the run and mapping the query names, exported on first use
+    (per-key lock: concurrent requests export once)."""
+    run_id = arg("run", str) or default_run(app)
+    folder = run_dir(app, run_id)
+    run = get_run(folder)
+    layer = arg("layer", str) or run.model.default_layer
+    if layer not in run.layers:
+        raise ApiError(404, f"unknown layer {layer!r} for run {run_id!r}; "
+                            f"it has {', '.join(run.layers)}")
+    opts = {"method": arg("method", str, "pca", choices=METHODS),
+            "scaling": arg("scaling", str, "standard", choices=("standard", "minmax")),
+            "per": arg("per", str, "features", choices=("features", "across"))}
+    cache: TimelineCache = app.extensions["timelines"]
+    with cache.locks.hold(json.dumps({"onnx": run_id, "layer": layer, **opts}, sort_keys=True)):
+        try:
+            out = export_onnx(folder, layer=layer, **opts)
+        except ToolkitError as e:
+            raise ApiError(422, str(e)) from None
+    return run_id, out
+
+
+@bp.get("/onnx/frontend.json")
+def onnx_frontend():
+    """What the browser needs to compute a run's features from audio (frontend.json), and
+    where its ONNX graph is: ``?run=&layer=&method=&scaling=&per=`` as for features."""
+    run_id, out = _onnx_export(current_app)
+    spec = json.loads((out / "frontend.json").read_text())
+    q = {k: v for k, v in spec.items() if k in ("layer", "method", "scaling", "per")}
+    spec.update(run=run_id, graph="/api/onnx/encoder.onnx?" + urlencode({"run": run_id, **q}))
+    return jsonify(spec)
+
+
+@bp.get("/onnx/encoder.onnx")
+def onnx_graph():
+    """The run, its scaler and the mapping as one ONNX graph (features → 10 values)."""
+    _, out = _onnx_export(current_app)
+    return send_file(out / "encoder.onnx", mimetype="application/octet-stream", max_age=0)
 
 
 @bp.get("/tracks/<track_id>/genres")

@@ -14,6 +14,8 @@ import { buildTopbar } from './shared/shell.js';
 import { getTrack, trackBrowser, uploadTrack } from './shared/tracks.js';
 import { setUrlParam, urlParam } from './shared/url.js';
 import { VISUALIZATIONS } from './viz/index.js';
+import { OnnxEncoder } from './live/encoder.js';
+import { LiveInput } from './live/live.js';
 
 buildTopbar('visualizer');
 const N = 10;                       // parameters per visualization, features per timeline
@@ -330,12 +332,22 @@ async function reloadFeatures() {
 
 // ------------------------------------------------------------------------------ render loop
 function frame() {
-  const t = player.currentTime();
+  const live = state.live;
+  const t = live ? live.clock() : player.currentTime();
   let dt = t - state.lastT;
   if (dt < 0 || dt > 0.5) { dt = 0; ewma.reset(); }   // seek: jump, do not smear
   state.lastT = t;
   const params = state.vizClass.params;
-  if (state.timeline) {
+  if (live) {
+    // the newest values of the in-browser encoder; the song's beat and stem sources do not
+    // apply to live sound
+    raw.set(live.values);
+    poolRaw.fill(0);
+    poolRaw.set(raw);
+    const smooth = ewma.update(poolRaw, Number($('smoothing').value), dt);
+    for (let k = 0; k < N; k++) paramValues[k] = smooth[state.perm[k] < N ? state.perm[k] : k] || 0;
+    showLive(live);
+  } else if (state.timeline) {
     const interp = $('interpolate').checked;
     sampleTimeline(state.timeline, t, interp, raw);
     poolRaw.set(raw);
@@ -359,15 +371,19 @@ function frame() {
     const p = params[k];
     scaled[k] = p.min + clamp(paramValues[k], 0, 1) * (p.max - p.min);
   }
-  const beats = state.sources && state.sources.beats;
+  const beats = !live && state.sources && state.sources.beats;
   state.motionRate = $('tempo-motion').checked && beats && beats.bpm ? beats.bpm / 120 : 1;
   sceneSwitch(beats, t, dt);
   state.viz.update(dt * state.motionRate, scaled);
   state.viz.render(renderer);
   state.frames += 1;
   updateMeter();
-  if (!$('seek').matches(':active')) $('seek').value = String(t);
-  $('clock').textContent = `${formatTime(t)} / ${formatTime(player.duration)}`;
+  if (!live) {
+    if (!$('seek').matches(':active')) $('seek').value = String(t);
+    $('clock').textContent = `${formatTime(t)} / ${formatTime(player.duration)}`;
+  } else {
+    $('clock').textContent = `live ${formatTime(t)}`;
+  }
   requestAnimationFrame(frame);
 }
 
@@ -381,6 +397,58 @@ function sceneSwitch(beats, t, dt) {
   const k = VISUALIZATIONS.findIndex((v) => v.id === state.vizClass.id);
   state.scenes += 1;
   setViz(VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id, { keepRun: true });
+}
+
+// ------------------------------------------------------------------------------ live input
+// The run and mapping chosen under Features, exported to ONNX by the server once, run here.
+async function startLive(kind) {
+  stopLive();
+  if (player.playing) { player.pause(); $('play').textContent = '▶ play'; }
+  const opts = { run: $('run').value, layer: $('layer').value, method: $('method').value,
+    scaling: $('scaling').value, per: $('per').value };
+  $('live-status').textContent = 'loading the encoder…';
+  const spec = await api(`/api/onnx/frontend.json?${query(opts)}`);
+  const encoder = await OnnxEncoder.load(spec);
+  $('live-status').textContent = kind === 'tab' ? 'pick a tab to listen to…' : 'waiting for the microphone…';
+  const live = await LiveInput.start(kind, spec, encoder);
+  if ($('input').value !== kind) { live.stop(); return; }     // changed meanwhile
+  state.live = live;
+  state.liveEncoder = encoder;
+  if (!state.timeline) state.perm = Array.from({ length: N }, (_, k) => k);
+  ewma.reset();
+  setStatus(`live: ${spec.run} ${spec.layer} ${spec.method} in the browser (${spec.mode}, ${spec.sr} Hz)`);
+}
+
+function stopLive() {
+  if (state.live) state.live.stop();
+  state.live = null;
+  $('live-status').textContent = '';
+}
+
+let liveShown = 0;
+function showLive(live) {
+  const now = performance.now();
+  if (now - liveShown < 250) return;
+  liveShown = now;
+  const ms = live.encoder.msPerSegment();
+  $('live-status').textContent = live.latency === null ? `listening… (${live.level.toFixed(0)} dBFS)` :
+    `latency ${live.latency.toFixed(2)} s · encoder ${ms === null ? '–' : ms.toFixed(1)} ms/segment · ` +
+    `${live.segments} segments · ${live.level.toFixed(0)} dBFS`;
+}
+
+async function switchInput() {
+  const kind = $('input').value;
+  setUrlParam('input', kind === 'song' ? null : kind);
+  if (kind === 'song') { stopLive(); setStatus(state.track ? `track: ${state.track.title}` : 'pick a track or upload a song'); return; }
+  try {
+    await startLive(kind);
+  } catch (e) {
+    stopLive();
+    $('input').value = 'song';
+    setUrlParam('input', null);
+    $('live-status').textContent = `live input: ${e.message}`;
+    setStatus(`live input: ${e.message}`, true);
+  }
 }
 
 // ------------------------------------------------------------------------------ export
@@ -490,6 +558,7 @@ function wire() {
     }
   });
   $('run').addEventListener('change', () => { state.runPicked = true; fillLayers(); reloadFeatures(); });
+  $('input').addEventListener('change', switchInput);
   for (const id of ['layer', 'method', 'scaling', 'per']) $(id).addEventListener('change', reloadFeatures);
   $('assign').addEventListener('change', () => {
     if ($('assign').value !== 'random') setUrlParam('seed', null);
@@ -539,6 +608,10 @@ async function init() {
     $('run').value = state.runPicked ? urlParam('run') : preferredRun(res.models, res.default);
     fillLayers();
     resumeTraining();
+    if (['microphone', 'tab'].includes(urlParam('input'))) {
+      $('input').value = urlParam('input');
+      switchInput();
+    }
     await tracks.load();
     const tid = urlParam('track');
     if (tid) {
@@ -560,6 +633,17 @@ window.__playground = {
                    timeline: !!state.timeline, motionRate: state.motionRate,
                    scenes: state.scenes, pool: state.pool.map((p) => `${p.kind}:${p.name}`),
                    poolRaw: Array.from(poolRaw.subarray(0, state.pool.length)) }),
+  live: () => state.live && { segments: state.live.segments, dropped: state.live.dropped,
+    latency: state.live.latency, level: state.live.level, values: Array.from(state.live.values),
+    msPerSegment: state.live.encoder.msPerSegment(), mode: state.live.spec.mode },
+  // The in-browser pipeline (front end + ONNX) on given samples at the run's rate, segments
+  // every `hop` frames (MFCC) or samples (spectrum): what live input computes, for the tests.
+  async encodeSamples(samples, hop, opts) {
+    const spec = await api(`/api/onnx/frontend.json?${query(opts)}`);
+    const encoder = await OnnxEncoder.load(spec);
+    const segs = encoder.frontEnd.segmentsOf(Float32Array.from(samples), hop);
+    return (await encoder.run(segs)).map((v) => Array.from(v));
+  },
 };
 
 init();

@@ -18,9 +18,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"   # screensho
 
 
 @contextlib.contextmanager
-def _chromium():
+def _chromium(extra_args: tuple[str, ...] = ()):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + list(extra_args))
         try:
             yield browser
         finally:
@@ -51,6 +51,13 @@ def browser():
     """Debian's Chromium, one per test module."""
     with _chromium() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """``with chromium(extra_args) as browser``: a Chromium with more flags (a fake capture
+    device, say)."""
+    return _chromium
 
 
 @pytest.fixture(scope="session")

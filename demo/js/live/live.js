@@ -1,0 +1,158 @@
+// Live input: the microphone or a captured browser tab drives the learned features.
+//
+// The captured audio runs through an AudioContext at the run's sample rate (the browser
+// resamples the device), an audio worklet hands the samples over in blocks, the JS front end
+// (frontend.js) turns them into the run's features, and the ONNX encoder (encoder.js) gives 10
+// values every `hop` seconds. The values describe the audio around the newest segment's
+// centre; `latency` is how far that centre lies behind the audio clock when they arrive (half
+// a segment, plus the block, plus the encoder's time).
+import { MfccFrontEnd } from './frontend.js';
+import { OnnxEncoder } from './encoder.js';
+
+export const LIVE_HOP = 0.1;     // s between segments
+
+export class LiveInput {
+  // kind: 'microphone' | 'tab'; spec: frontend.json; encoder: an OnnxEncoder of that spec
+  static async start(kind, spec, encoder) {
+    const stream = await capture(kind);
+    const live = new LiveInput(stream, spec, encoder);
+    try {
+      await live.connect();
+    } catch (e) {
+      live.stop();
+      throw e;
+    }
+    return live;
+  }
+
+  constructor(stream, spec, encoder) {
+    this.stream = stream;
+    this.spec = spec;
+    this.encoder = encoder;
+    this.frontEnd = encoder.frontEnd;
+    this.values = new Float32Array(spec.outputs).fill(0.5);
+    this.segments = 0;          // segments encoded
+    this.dropped = 0;           // segments skipped because the encoder was still busy
+    this.latency = null;        // s, of the last values
+    this.level = -Infinity;     // dBFS of the last block (is anything coming in?)
+    this.busy = false;
+    this.received = 0;          // samples received
+    this.onvalues = null;
+    if (spec.mode === 'mfcc') {
+      this.frontEnd.reset();
+      this.hopFrames = Math.max(1, Math.round(LIVE_HOP / this.frontEnd.frameSeconds));
+      this.sinceLast = 0;
+    } else {
+      this.ring = new Float32Array(spec.window_size);
+      this.hopSamples = Math.round(LIVE_HOP * spec.sr);
+      this.sinceLast = 0;
+    }
+  }
+
+  async connect() {
+    // a context at the run's rate: the browser resamples the capture device
+    this.ctx = new AudioContext({ sampleRate: this.spec.sr });
+    await this.ctx.audioWorklet.addModule(new URL('./capture-worklet.js', import.meta.url));
+    this.source = this.ctx.createMediaStreamSource(this.stream);
+    this.node = new AudioWorkletNode(this.ctx, 'capture');
+    const mute = this.ctx.createGain();   // the worklet must be pulled by the graph; silently
+    mute.gain.value = 0;
+    this.source.connect(this.node).connect(mute).connect(this.ctx.destination);
+    this.node.port.onmessage = (e) => this.onBlock(e.data.samples, e.data.frame);
+    await this.ctx.resume();
+  }
+
+  // seconds of the audio clock now (for the visuals' motion)
+  clock() { return this.ctx ? this.ctx.currentTime : 0; }
+
+  onBlock(samples, frame) {
+    let e = 0;
+    for (let i = 0; i < samples.length; i++) e += samples[i] * samples[i];
+    this.level = 10 * Math.log10(e / samples.length + 1e-12);
+    this.received = frame + samples.length;
+    const segs = this.spec.mode === 'mfcc' ? this.mfccSegments(samples) : this.spectrumSegments(samples);
+    if (!segs.length) return;
+    // only the newest segment matters for what is on screen now; a busy encoder skips
+    if (this.busy) { this.dropped += segs.length; return; }
+    this.dropped += segs.length - 1;
+    this.encode(segs[segs.length - 1]);
+  }
+
+  mfccSegments(samples) {
+    const fe = this.frontEnd;
+    const n = fe.push(samples);
+    const keep = fe.frames;
+    if (fe.melDb.length > keep) fe.melDb.splice(0, fe.melDb.length - keep);
+    this.sinceLast += n;
+    const out = [];
+    if (fe.melDb.length === keep && this.sinceLast >= this.hopFrames) {
+      this.sinceLast = 0;
+      const floor = fe.floor();        // the loudest frame so far (a file: the whole file's)
+      const cols = fe.melDb.map((db) => fe.mfcc(db, floor));
+      // the newest segment ends at the newest mel frame, whose centre is the last sample
+      // received minus the frames the front end still holds back
+      const end = (this.received + fe.nFft / 2 - fe.buf.length - fe.hop) / this.spec.sr;
+      out.push({ input: MfccFrontEnd.segment(cols, 0, keep, fe.nMfcc), centre: end - this.spec.segment_seconds / 2 });
+    }
+    return out;
+  }
+
+  spectrumSegments(samples) {
+    const ring = this.ring;
+    const n = ring.length;
+    if (samples.length >= n) {
+      ring.set(samples.subarray(samples.length - n));
+    } else {
+      ring.copyWithin(0, samples.length);
+      ring.set(samples, n - samples.length);
+    }
+    this.sinceLast += samples.length;
+    if (this.received < n || this.sinceLast < this.hopSamples) return [];
+    this.sinceLast = 0;
+    return [{ input: this.frontEnd.spectrum(ring, 0), centre: (this.received - n / 2) / this.spec.sr }];
+  }
+
+  async encode(seg) {
+    this.busy = true;
+    try {
+      const [v] = await this.encoder.run([seg.input]);
+      this.values.set(v);
+      this.segments += 1;
+      this.latency = this.clock() - seg.centre;
+      if (this.onvalues) this.onvalues(this.values);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop() {
+    for (const t of this.stream.getTracks()) t.stop();
+    if (this.node) this.node.port.onmessage = null;
+    if (this.ctx) this.ctx.close();
+    this.ctx = null;
+  }
+}
+
+// The capture stream, or an error a user can act on.
+async function capture(kind) {
+  if (!navigator.mediaDevices) throw new Error('live input needs a secure page (https or localhost)');
+  try {
+    if (kind === 'tab') {
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+      if (!s.getAudioTracks().length) {
+        for (const t of s.getTracks()) t.stop();
+        throw new Error('the captured tab has no audio: pick a tab and tick "share tab audio"');
+      }
+      for (const t of s.getVideoTracks()) t.stop();     // only the sound is used
+      return s;
+    }
+    return await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
+  } catch (e) {
+    if (e.name === 'NotAllowedError') {
+      throw new Error(kind === 'tab' ? 'tab capture was not allowed' : 'the microphone was not allowed: allow it in the address bar and try again');
+    }
+    if (e.name === 'NotFoundError') throw new Error('no microphone found');
+    throw e;
+  }
+}

@@ -1,0 +1,76 @@
+"""The browser's feature front end (demo/js/live/frontend.js, run here by Node) computes the
+features the server computes (deepaudio.core.features) on the same samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepaudio.core.audio import load_audio
+from deepaudio.core.features import mfcc_segments, spectrum_segments
+from deepaudio.mapping.onnx_export import frontend_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = shutil.which("node") or "node"     # installed with npm (make)
+
+SCRIPT = """
+import { readFileSync, writeFileSync } from 'node:fs';
+import { makeFrontEnd } from '%s';
+const [spec, samples, hop, out] = process.argv.slice(2);
+const s = JSON.parse(readFileSync(spec, 'utf8'));
+const b = readFileSync(samples);
+const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+const segs = makeFrontEnd(s).segmentsOf(x, Number(hop));
+const all = new Float32Array(segs.reduce((n, a) => n + a.length, 0));
+let at = 0;
+for (const a of segs) { all.set(a, at); at += a.length; }
+writeFileSync(out, Buffer.from(all.buffer));
+"""
+
+
+def js_segments(tmp_path: Path, spec: dict, y: np.ndarray, hop: int) -> np.ndarray:
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    y.astype(np.float32).tofile(tmp_path / "x.f32")
+    script = tmp_path / "run.mjs"
+    script.write_text(SCRIPT % (ROOT / "demo/js/live/frontend.js").as_uri())
+    subprocess.run([NODE, str(script), str(tmp_path / "spec.json"), str(tmp_path / "x.f32"),
+                    str(hop), str(tmp_path / "out.f32")], check=True, timeout=300)
+    return np.fromfile(tmp_path / "out.f32", np.float32)
+
+
+@pytest.fixture(scope="module")
+def song_samples(sample_set):
+    path = sorted((sample_set / "fma_small").rglob("*.mp3"))[0]
+    return path
+
+
+def test_mfcc_front_end_matches_python(ae_run, song_samples, tmp_path):
+    spec = frontend_spec(ae_run)
+    y, sr = load_audio(song_samples, sr=spec["sr"], mono=True)
+    y = y.reshape(-1)[: int(3.0 * sr)]
+    want = mfcc_segments(y, sr, num_mfcc=spec["num_mfcc"], n_mels=spec["n_mels"],
+                         hop_length=spec["hop_length"], n_fft=spec["n_fft"],
+                         frames_per_segment=spec["frames_per_segment"], segment_hop=48)
+    got = js_segments(tmp_path, spec, y, 48).reshape(want.shape)
+    # MFCCs span hundreds of dB-units; float32 (Python) against float64 (JS) arithmetic
+    assert np.abs(got - want).max() < 0.02, np.abs(got - want).max()
+    assert np.abs(want).max() > 50          # real coefficients, not a silent input
+
+
+def test_spectrum_front_end_matches_python(spectrum_run, song_samples, tmp_path):
+    spec = frontend_spec(spectrum_run)
+    y, sr = load_audio(song_samples, sr=spec["sr"], mono=True)
+    y = y.reshape(-1)[: int(2.2 * sr)]
+    want = spectrum_segments(y, window_size=spec["window_size"], hop_length=5512)
+    got = js_segments(tmp_path, spec, y, 5512).reshape(want.shape)
+    assert len(want) == 7
+    err = np.abs(got - want)
+    # within 0.02 dB down to -80 dB; below that Python's float32 FFT rounding shows (up to
+    # about 0.2 dB at -80..-100 dB, where the JS transform runs in float64)
+    assert err[want > -80].max() < 0.02, err[want > -80].max()
+    assert err.max() < 0.5 and (want > -80).mean() > 0.5
