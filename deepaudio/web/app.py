@@ -4,6 +4,9 @@ the error handlers and the security headers, and one blueprint per page.
     /api            tracks.py (library, uploads, audio), visualizer.py (runs, features, genres)
     /api/mixer      mixer.py (separation jobs, stems, mix export, suggestions, saved mixes)
     /api/crossfade  crossfade.py (transitions between two tracks)
+    /api/training   training.py (encoders trained on a user's own songs, as jobs)
+    /api/videos     videos.py (music videos of a track, rendered as jobs; created at
+                    /api/tracks/<id>/videos)
     /               pages.py (demo/: the three pages and their files)
 
 Every route is documented in ``docs/openapi.json`` (served at ``/api/openapi.json``). Fixes
@@ -33,7 +36,7 @@ from deepaudio.core.config import ConfigError, load_config
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes
 from deepaudio.mixer.stems import StemCache
-from deepaudio.web import crossfade, jobs, mixer, pages, tracks, training, visualizer
+from deepaudio.web import crossfade, jobs, mixer, pages, tracks, training, videos, visualizer
 from deepaudio.web.catalog import index_fma
 from deepaudio.web.db import close_db, init_db
 from deepaudio.web.http import ApiError, public_message
@@ -138,11 +141,13 @@ def create_app(config: dict | ServerConfig | None = None) -> Flask:
     jobs.init_app(app)
     crossfade.init_app(app)
     training.init_app(app)
+    videos.init_app(app)
     app.register_blueprint(tracks.bp, url_prefix="/api")
     app.register_blueprint(visualizer.bp, url_prefix="/api")
     app.register_blueprint(mixer.bp, url_prefix="/api/mixer")
     app.register_blueprint(crossfade.bp, url_prefix="/api/crossfade")
     app.register_blueprint(training.bp, url_prefix="/api/training")
+    app.register_blueprint(videos.bp, url_prefix="/api")
     app.register_blueprint(pages.bp)
     return app
 

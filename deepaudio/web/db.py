@@ -8,7 +8,8 @@ Tables: ``users``, ``tracks``, ``uploads`` (who uploaded what), ``timelines`` an
 ``genre_cache`` (visualizer caches), ``mixer_jobs``, ``mixer_stemsets`` (the stem cache),
 ``mixer_features``, ``mixer_mixes`` (saved mixes), ``mixer_preference_models`` (each
 user's suggestion network), ``crossfade_jobs`` (neural transitions rendered as jobs) and
-``training_jobs`` (encoders trained on a user's own songs).
+``training_jobs`` (encoders trained on a user's own songs) and ``video_jobs`` (music videos
+rendered on the server).
 """
 
 from __future__ import annotations
@@ -126,6 +127,21 @@ CREATE TABLE IF NOT EXISTS crossfade_jobs (   -- a neural transition rendered as
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS crossfade_jobs_user ON crossfade_jobs(user_id, state);
+CREATE TABLE IF NOT EXISTS video_jobs (       -- a music video of a track, rendered as a job
+    id TEXT PRIMARY KEY,            -- 16 hex digits; the file is <data>/videos/<id>.mp4
+    user_id TEXT NOT NULL,
+    track_id TEXT NOT NULL,
+    options TEXT NOT NULL,          -- JSON: run, layer, mapping, viz, size, fps, seed, ...
+    state TEXT NOT NULL,            -- queued | running | done | failed
+    progress REAL NOT NULL DEFAULT 0,
+    frames INTEGER,                 -- how many the video has
+    bytes INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS video_jobs_user ON video_jobs(user_id, state);
 CREATE TABLE IF NOT EXISTS training_jobs (    -- an encoder trained on a user's own songs
     id TEXT PRIMARY KEY,            -- 16 hex digits
     user_id TEXT NOT NULL,

@@ -249,6 +249,11 @@ class JobQueue:
         task = self.local_huey.task(name=name)(fn)
         return lambda payload, priority=0: task(payload, priority=priority)
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` began: long jobs give up at their next step."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._monitor is not None:

@@ -216,6 +216,7 @@ async function selectTrack(track) {
     $('play').disabled = false;
     $('seek').disabled = false;
     $('record').disabled = false;
+    $('render-video').disabled = false;
     $('seek').max = String(player.duration);
     setStatus(`ready: ${track.title || track.id}`);
   } catch (e) {
@@ -451,6 +452,41 @@ async function switchInput() {
   }
 }
 
+// ------------------------------------------------------------------------------ server video
+// The whole track as an MP4 rendered on the server (frame-exact: every frame on a virtual
+// clock), with what is on screen: features, visualization, smoothing and the random seed.
+const VIDEO_POLL_MS = 1000;
+async function renderVideo() {
+  if (!state.track || !state.timeline) return;
+  $('render-video').disabled = true;
+  $('video-download').hidden = true;
+  const assign = $('assign').value;
+  const body = { run: $('run').value, layer: $('layer').value,
+    method: $('method').value, scaling: $('scaling').value, per: $('per').value,
+    viz: state.vizClass.id, size: $('video-size').value, fps: 30,
+    smoothing: Number($('smoothing').value),
+    assign: ['random', 'ranked', 'deterministic'].includes(assign) ? assign : 'deterministic' };
+  if (assign === 'random' && Number.isInteger(state.timeline.seed)) body.seed = state.timeline.seed;
+  try {
+    let job = await postJson(`/api/tracks/${state.track.id}/videos`, body);
+    while (job.state === 'queued' || job.state === 'running') {
+      const eta = job.eta_seconds === null ? '' : `, about ${Math.ceil(job.eta_seconds)} s left`;
+      $('video-status').textContent = `rendering ${Math.round(100 * job.progress)} %${eta}`;
+      await new Promise((r) => { setTimeout(r, VIDEO_POLL_MS); });
+      job = await api(job.status_url);
+    }
+    if (job.state !== 'done') throw new Error(job.message || 'the render failed');
+    $('video-status').textContent = `${job.frames} frames, ${(job.bytes / 1e6).toFixed(1)} MB`;
+    const a = $('video-download');
+    a.href = job.video_url;
+    a.hidden = false;
+  } catch (e) {
+    $('video-status').textContent = `video: ${e.message}`;
+  } finally {
+    $('render-video').disabled = false;
+  }
+}
+
 // ------------------------------------------------------------------------------ export
 let recorder = null;
 function toggleRecord() {
@@ -581,6 +617,7 @@ function wire() {
   $('play').addEventListener('click', togglePlay);
   $('seek').addEventListener('input', () => player.seek(Number($('seek').value)));
   $('record').addEventListener('click', toggleRecord);
+  $('render-video').addEventListener('click', renderVideo);
   $('train').addEventListener('click', startTraining);
   player.onended = () => { $('play').textContent = '▶ play'; };
   window.addEventListener('keydown', (e) => {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -115,3 +116,43 @@ def test_parse_size():
     assert parse_size("1920x1080") == (1920, 1080)
     with pytest.raises(ToolkitError, match="even"):
         parse_size("8000x8000")
+
+
+@pytest.fixture(scope="module")
+def video_app(sample_set, playground_models, tmp_path_factory, make_app):
+    return make_app(tmp_path_factory.mktemp("data"), sample_set, playground_models)
+
+
+def test_video_job_from_the_api(video_app):
+    """The page's "render video": a job with progress, the MP4 for its owner only."""
+    a, b = video_app.test_client(), video_app.test_client()
+    track = a.get("/api/tracks?source=fma&per_page=1").json["items"][0]
+    url = f"/api/tracks/{track['id']}/videos"
+    bad = a.post(url, json={"size": "640x480"})
+    assert bad.status_code == 400 and "size" in bad.json["error"]
+    assert a.post(url, json={"fps": 25}).status_code == 400
+    assert a.post(url, json={"x": 1}).status_code == 400
+    assert a.post("/api/tracks/0000000000000000dead/videos", json={}).status_code == 404
+    res = a.post(url, json={"run": "sample/conv_ae", "viz": "bars", "fps": 24, "seed": 5})
+    assert res.status_code == 202, res.json
+    job = res.json
+    assert job["options"]["seed"] == 5 and job["options"]["size"] == "1280x720"
+    again = a.post(url, json={})
+    assert again.status_code == 429                       # one render at a time per user
+    assert b.get(job["status_url"]).status_code == 404    # another user's job
+    seen = []
+    deadline = time.monotonic() + 300
+    while (j := a.get(job["status_url"]).json)["state"] in ("queued", "running"):
+        seen.append(j["progress"])
+        assert time.monotonic() < deadline, "the render did not finish"
+        time.sleep(0.2)
+    assert j["state"] == "done", j
+    assert seen == sorted(seen) and any(0 < p < 1 for p in seen), seen
+    assert b.get(j["video_url"]).status_code == 404
+    mp4 = a.get(j["video_url"])
+    assert mp4.status_code == 200 and mp4.mimetype == "video/mp4"
+    path = Path(video_app.config["DATA_DIR"]) / "v.mp4"
+    path.write_bytes(mp4.data)
+    frames, audio, rate = decode(path)
+    assert rate == 24 and len(frames) == round(track["duration"] * 24)
+    assert frames[0].shape == (720, 1280, 3) and audio.shape[1] > 5 * 48000

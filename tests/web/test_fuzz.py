@@ -36,8 +36,8 @@ class _Errors(logging.Handler):
 
 
 def _real_ids(client) -> dict:
-    """A sample track, a finished DSP separation of it, a saved mix, a crossfade and a
-    training job."""
+    """A sample track, a finished DSP separation of it, a saved mix, a crossfade, a training
+    job and a video job."""
     tracks = client.get("/api/tracks?source=fma&per_page=2").json["items"]
     job = client.post("/api/mixer/jobs", json={"track_id": tracks[0]["id"], "backend": "dsp"})
     job_id = job.json["id"]
@@ -60,8 +60,15 @@ def _real_ids(client) -> dict:
     while client.get(f"/api/training/{training}").json["state"] in ("queued", "running"):
         assert time.monotonic() < deadline + 120, "the training job did not finish"
         time.sleep(0.1)
+    # a music video (done, or failed where no Chromium is installed: it has an id)
+    video = client.post(f"/api/tracks/{tracks[0]['id']}/videos",
+                        json={"viz": "bars", "fps": 24}).json["id"]
+    while client.get(f"/api/videos/{video}").json["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline + 300, "the video job did not finish"
+        time.sleep(0.2)
     return {"track_id": tracks[0]["id"], "job_id": job_id, "mix_id": mix.json["id"],
-            "key": fade.json["id"], "track_b": tracks[1]["id"], "training_id": training}
+            "key": fade.json["id"], "track_b": tracks[1]["id"], "training_id": training,
+            "video_id": video}
 
 
 def test_no_generated_request_gets_a_5xx(sample_set, playground_models, tmp_path_factory,
@@ -80,7 +87,8 @@ def test_no_generated_request_gets_a_5xx(sample_set, playground_models, tmp_path
             f'"path.job_id" = "{ids["job_id"]}"\n'
             f'"path.mix_id" = "{ids["mix_id"]}"\n'
             f'"path.key" = "{ids["key"]}"\n'
-            f'"path.training_id" = "{ids["training_id"]}"\n')
+            f'"path.training_id" = "{ids["training_id"]}"\n'
+            f'"path.video_id" = "{ids["video_id"]}"\n')
         out = subprocess.run(
             [str(SCHEMATHESIS), "--config-file", str(tmp_path / "schemathesis.toml"), "run",
              f"{url}/api/openapi.json", "--url", url, "--checks", CHECKS,
