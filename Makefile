@@ -4,7 +4,8 @@
 #                     Debian's chromium for the browser tests, redis-server for the
 #                     scale-out tests, fluidsynth and a GM soundfont for the beat tests)
 # Both are idempotent: a second run reuses the venv, the data and the datasets.
-# Also: make test-fast (lint and every test but the browser ones), make lint, make bench.
+# Also: make test-fast (lint and every test but the browser ones), make lint, make bench,
+# make site (the visualizer as a static site in site/, for any static file host).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,7 +22,7 @@ FLUIDSYNTH := /usr/bin/fluidsynth
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: playground test test-fast lint bench venv sample datasets models
+.PHONY: playground site test test-fast lint bench venv sample datasets models
 
 venv: $(STAMP)
 
@@ -67,6 +68,10 @@ models: datasets
 
 playground: models $(NODE_STAMP)
 	$(PY) api.py --host $(HOST) --port $(PORT)
+
+# The visualizer as a static site in site/ (any static host: GitHub Pages, python -m http.server).
+site: models $(NODE_STAMP)
+	$(PY) mapping_utils.py site -o site
 
 test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS) $(FLUIDSYNTH)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests

@@ -8,11 +8,16 @@ parameter timeline (JSON) for the visualizations.
     python mapping_utils.py onnx --run models/runs/playground/conv_ae --method pca -o web/
     python mapping_utils.py video SONG.mp3 --run models/runs/playground/conv_ae --viz spheres \
         -o out.mp4 [--size 1920x1080] [--fps 60] [--seed 7]
+    python mapping_utils.py site -o site/ [--fma datasets/fma] [--models models/runs]
 
 ``onnx`` writes the run, its dataset scaler and the mapping as one ONNX graph
 (``encoder.onnx``: unscaled features → 10 values in [0, 1]) and what a client needs to compute
 those features (``frontend.json``): :mod:`deepaudio.mapping.onnx_export`; the playground's
 live input and the static site run it in the browser.
+
+``site`` writes the visualizer as a static site (``make site``): the page, the sample tracks
+with their precomputed timelines and sources, and each model in ONNX for uploads and live input
+(:mod:`deepaudio.web.site`).
 
 ``sources`` writes the beat-grid source (tempo, beat and bar phase, beat and downbeat pulses)
 and, with a stem folder (``mixer_api.py separate``'s output), the stem source (drum onsets,
@@ -79,6 +84,13 @@ def get_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("onnx", parents=[common], help="the run and mapping as an ONNX graph "
                        "for the browser (encoder.onnx + frontend.json)")
     o.add_argument("-o", "--out", required=True, help="folder to write into")
+    w = sub.add_parser("site", help="the visualizer as a static site (any static file host)")
+    w.add_argument("-o", "--out", required=True, help="the site's folder (replaced if it is a "
+                   "site this command built)")
+    w.add_argument("--fma", default="datasets/fma", help="FMA (or sample set) folder")
+    w.add_argument("--subset", default="small", help="FMA subset to index")
+    w.add_argument("--models", default="models/runs", help="folder of trained runs")
+    w.add_argument("--max-tracks", type=int, help="only the first N tracks")
     return p
 
 
@@ -111,6 +123,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out}: {res['frames']} frames at {res['fps']} fps ({res['seconds']:.2f} s, "
               f"{size[0]}x{size[1]}, {res['video_codec']} + {res['audio_codec']}); "
               f"seed {res['seed']}")
+    elif args.command == "site":
+        from tqdm import tqdm
+
+        from deepaudio.web.site import build_site
+        if args.max_tracks is not None and args.max_tracks < 1:
+            raise ToolkitError(f"--max-tracks must be >= 1, got {args.max_tracks}")
+        bars: list[tqdm] = []       # the bar starts with the first step (errors come first)
+
+        def step(done: int, total: int, what: str) -> None:
+            if not bars:
+                bars.append(tqdm(total=total, unit="step", desc="building the site"))
+            bars[0].update(done - bars[0].n)
+        try:
+            info = build_site(args.out, fma_dir=args.fma, models_dir=args.models,
+                              fma_subset=args.subset, max_tracks=args.max_tracks, progress=step)
+        finally:
+            for bar in bars:
+                bar.close()
+        no_onnx = [r for r, e in info["runs"].items() if not e["onnx"]]
+        print(f"{args.out}: {info['tracks']} tracks, {len(info['runs'])} models"
+              + (f" ({', '.join(no_onnx)} without ONNX: uploads cannot use them)"
+                 if no_onnx else "")
+              + f"; serve it with any static file server, e.g. "
+                f"python -m http.server -d {args.out}")
     elif args.command == "onnx":
         folder = export_onnx(args.run, method=args.method, layer=args.layer,
                              scaling=args.scaling, per=args.per, out_dir=args.out)

@@ -101,6 +101,7 @@ def frontend_spec(run_dir: str | Path) -> dict:
     c = run.config
     spec = {"format": FORMAT, "mode": run.mode, "sr": run.sr,
             "segment_seconds": run.segment_length(),
+            "hop_seconds": float(run.info.get("hop_seconds") or run.segment_length()),
             "input_shape": list(run.info["input_shape"])}
     if run.mode == "mfcc":
         import librosa

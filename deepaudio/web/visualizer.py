@@ -32,7 +32,7 @@ from deepaudio.web.catalog import track_path, track_row
 from deepaudio.web.db import db
 from deepaudio.web.http import ApiError, arg, identify, user_id
 from deepaudio.web.mixer import track_stems
-from deepaudio.web.runs import default_run, list_runs, run_dir
+from deepaudio.web.runs import USER_RUNS, default_run, list_runs, run_dir
 
 bp = Blueprint("visualizer", __name__)
 SOURCES_SR = 22050
@@ -129,7 +129,11 @@ def models():
                     "segment_seconds": run.segment_length(),
                     "mappings": list(METHODS), "fitted_mappings": fitted,
                     "test_metrics": json.loads(test.read_text()) if test.is_file() else None})
-    return jsonify(models=out, default=out[0]["id"] if out else None,
+    # the default is the run features default to (the first shared autoencoder)
+    shared = [m for m in out if not m["id"].startswith(USER_RUNS + "/")]
+    default = next((m["id"] for m in shared if m["kind"] == "autoencoder"),
+                   shared[0]["id"] if shared else None)
+    return jsonify(models=out, default=default,
                    classifier=next((m["id"] for m in out if m["kind"] == "classifier"), None))
 
 

@@ -11,6 +11,7 @@ import { api, postJson, query } from './shared/api.js';
 import { $, guard, onFileChosen, setStatus } from './shared/dom.js';
 import { clamp, formatTime } from './shared/format.js';
 import { buildTopbar } from './shared/shell.js';
+import { STATIC_SITE, setUpSite } from './shared/site.js';
 import { getTrack, trackBrowser, uploadTrack } from './shared/tracks.js';
 import { setUrlParam, urlParam } from './shared/url.js';
 import { VISUALIZATIONS } from './viz/index.js';
@@ -216,7 +217,7 @@ async function selectTrack(track) {
     $('play').disabled = false;
     $('seek').disabled = false;
     $('record').disabled = false;
-    $('render-video').disabled = false;
+    $('render-video').disabled = STATIC_SITE;      // the static site has no server
     $('seek').max = String(player.duration);
     setStatus(`ready: ${track.title || track.id}`);
   } catch (e) {
@@ -233,9 +234,12 @@ async function loadSources() {
     state.sources = null;               // the learned features still work
   }
   buildPool();
-  const b = state.sources && state.sources.beats;
-  $('sources-info').textContent = !state.sources ? ''
-    : `beat grid: ${b.bpm ? `${b.bpm.toFixed(1)} bpm` : (b.reason || 'no beat')} · stems: ${state.sources.stems ? state.sources.stems.names.length + ' features' : 'none (separate the track in the stem mixer)'}`;
+  const src = state.sources;
+  const b = src && src.beats;
+  const beat = !b ? (src && src.beats_reason) || 'none'
+    : b.bpm ? `${b.bpm.toFixed(1)} bpm` : (b.reason || 'no beat');
+  $('sources-info').textContent = !src ? ''
+    : `beat grid: ${beat} · stems: ${src.stems ? src.stems.names.length + ' features' : 'none (separate the track in the stem mixer)'}`;
 }
 
 async function loadGenre() {
@@ -634,6 +638,7 @@ async function init() {
   $('interpolate').checked = urlParam('interp') !== '0';
   if (urlParam('scenes')) $('scene-switch').value = urlParam('scenes');
   $('tempo-motion').checked = urlParam('tempo') === '1';
+  setUpSite();
   setViz(urlParam('viz', VISUALIZATIONS[0].id));
   wire();
   requestAnimationFrame(frame);

@@ -74,3 +74,39 @@ def test_spectrum_front_end_matches_python(spectrum_run, song_samples, tmp_path)
     # about 0.2 dB at -80..-100 dB, where the JS transform runs in float64)
     assert err[want > -80].max() < 0.02, err[want > -80].max()
     assert err.max() < 0.5 and (want > -80).mean() > 0.5
+
+
+DSP_SCRIPT = """
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dspTimeline, DspBands } from '%s';
+const [samples, sr, fps, out] = process.argv.slice(2);
+const b = readFileSync(samples);
+const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+const tl = dspTimeline(x, Number(sr), Number(fps));
+// the live path: the same frames pushed one at a time
+const live = new DspBands(Number(sr), Number(fps));
+const hop = Number(sr) / Number(fps);
+const again = tl.frames.map((_, k) => Array.from(live.push(x, Math.floor(k * hop) - 512)));
+writeFileSync(out, JSON.stringify({ names: tl.names, frames: tl.frames, live: again }));
+"""
+
+
+def test_dsp_bands_match_python(song_samples, tmp_path):
+    from deepaudio.mapping.sources import dsp_timeline
+    y, sr = load_audio(song_samples, sr=22050, mono=True)
+    y = y.reshape(-1)
+    y = np.concatenate([y, np.zeros(sr // 2, np.float32)])     # a silent end: the quiet rule
+    want = dsp_timeline(y, sr, fps=30.0)
+    y.astype(np.float32).tofile(tmp_path / "x.f32")
+    script = tmp_path / "dsp.mjs"
+    script.write_text(DSP_SCRIPT % (ROOT / "demo/js/live/dsp.js").as_uri())
+    subprocess.run([NODE, str(script), str(tmp_path / "x.f32"), str(sr), "30",
+                    str(tmp_path / "out.json")], check=True, timeout=300)
+    got = json.loads((tmp_path / "out.json").read_text())
+    assert got["names"] == want.names
+    frames = np.asarray(got["frames"])
+    assert frames.shape == want.frames.shape
+    err = np.abs(frames - want.frames)
+    assert err.max() < 1e-3, err.max()          # float32 FFT (NumPy) against float64 (JS)
+    assert np.ptp(want.frames, axis=0).min() > 0.1       # the bands move
+    np.testing.assert_array_equal(np.asarray(got["live"]), frames)

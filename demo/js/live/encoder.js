@@ -15,7 +15,7 @@ async function ort(base) {
 
 export class OnnxEncoder {
   // spec: frontend.json (with `graph`, the graph's address); ortBase: where onnxruntime-web is
-  static async load(spec, { ortBase = '/vendor/ort/' } = {}) {
+  static async load(spec, { ortBase = new URL('vendor/ort/', document.baseURI).href } = {}) {
     const lib = await ort(ortBase);
     const resp = await fetch(spec.graph, { credentials: 'same-origin' });
     if (!resp.ok) {

@@ -4,7 +4,11 @@
 // The message of a failed response: the server's {"error"} if there is one, else the status.
 const errorMessage = (resp, body) => (body && body.error) || `${resp.status} ${resp.statusText}`;
 
+let local = null;          // a static site's stand-in for the server (site.js)
+export function serveLocally(handler) { local = handler; }
+
 export async function api(path, options = {}) {
+  if (local) return local(path, options);
   const resp = await fetch(path, { credentials: 'same-origin', ...options });
   const type = resp.headers.get('content-type') || '';
   const body = type.includes('application/json') ? await resp.json() : await resp.text();

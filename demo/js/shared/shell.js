@@ -3,8 +3,8 @@
 
 const PAGES = [
   { id: 'visualizer', href: '/', title: 'Visualizer' },
-  { id: 'mixer', href: '/mixer.html', title: 'Mixer' },
-  { id: 'crossfade', href: '/crossfade.html', title: 'Crossfade' },
+  { id: 'mixer', href: '/mixer.html', title: 'Mixer', serverOnly: 'the stem mixer' },
+  { id: 'crossfade', href: '/crossfade.html', title: 'Crossfade', serverOnly: 'crossfading' },
 ];
 
 export function buildTopbar(current) {
@@ -17,6 +17,7 @@ export function buildTopbar(current) {
     a.href = p.href;
     a.textContent = p.title;
     if (p.id === current) a.className = 'active';
+    if (p.serverOnly) a.dataset.serverOnly = p.serverOnly;    // the static site marks these
     if (nav.firstChild) nav.append(' ');     // the space between the links, as in HTML source
     nav.appendChild(a);
   }
