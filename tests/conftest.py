@@ -274,6 +274,27 @@ def _long_song(path: Path, minutes: float, sr: int = 44100) -> Path:
     return path
 
 
+def _click_track(bpm: float, seconds: float, sr: int = 22050) -> np.ndarray:
+    """Clicks on every beat over quiet noise; a low thump under every fourth (the downbeat)."""
+    rng = np.random.default_rng(0)
+    y = 0.01 * rng.standard_normal(int(seconds * sr))
+    t = np.arange(int(0.05 * sr)) / sr
+    click = 0.5 * np.exp(-t / 0.01) * np.sin(2 * np.pi * 2000 * t)
+    thump = 0.8 * np.exp(-t / 0.03) * np.sin(2 * np.pi * 60 * t)
+    for k in range(int(seconds * bpm / 60) + 1):
+        s = int(round(k * 60 / bpm * sr))
+        n = min(len(t), len(y) - s)
+        if n > 0:
+            y[s:s + n] += click[:n] + (thump[:n] if k % 4 == 0 else 0)
+    return y.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def click_track():
+    """``click_track(bpm, seconds, sr=22050)``: clicks on the beats, a thump on each bar."""
+    return _click_track
+
+
 @pytest.fixture(scope="session")
 def long_song():
     """``long_song(path, minutes)``: write a long stereo FLAC song."""

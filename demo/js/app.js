@@ -16,7 +16,8 @@ import { getTrack, trackBrowser, uploadTrack } from './shared/tracks.js';
 import { setUrlParam, urlParam } from './shared/url.js';
 import { VISUALIZATIONS } from './viz/index.js';
 import { OnnxEncoder } from './live/encoder.js';
-import { LiveInput } from './live/live.js';
+import { BEAT_NAMES, DSP_NAMES, LiveInput } from './live/live.js';
+import { SceneBlend } from './viz/blend.js';
 
 buildTopbar('visualizer');
 const N = 10;                       // parameters per visualization, features per timeline
@@ -27,6 +28,7 @@ const state = {
   perm: Array.from({ length: N }, (_, k) => k), viz: null, vizClass: null,
   lastT: 0, frames: 0, genre: null, featureRequest: 0, recordedBytes: 0,
   motionRate: 1, scenes: 0,                  // tempo-scaled motion; scene switches so far
+  blend: null, blends: 0, liveBar: null, liveDowns: 0,   // a scene blend under way; live bars
 };
 const player = new AudioPlayer();
 const ewma = new Ewma(MAX_POOL);
@@ -37,6 +39,8 @@ const stemRaw = new Float32Array(MAX_POOL);
 const dspRaw = new Float32Array(MAX_POOL);
 const paramValues = new Float32Array(N); // smoothed, assigned to parameters, in [0, 1]
 const scaled = new Float32Array(N);      // in each parameter's own range
+const fromScaled = new Float32Array(N);  // the same values in a blended-out scene's ranges
+let blender = null;                      // SceneBlend, made on the first blend
 
 // ------------------------------------------------------------------------------ renderer
 const canvas = $('canvas');
@@ -52,12 +56,14 @@ function resize() {
   const [w, h] = canvasSize();
   renderer.setSize(w, h, false);
   if (state.viz) state.viz.resize(w, h);
+  if (state.blend) state.blend.from.resize(w, h);
 }
 new ResizeObserver(resize).observe(canvas);
 
 // `keepRun`: the scene switch changes the picture, never the features under it.
 function setViz(id, { keepRun = false } = {}) {
   const cls = VISUALIZATIONS.find((v) => v.id === id) || VISUALIZATIONS[0];
+  endBlend();
   if (state.viz) state.viz.dispose();
   const [w, h] = canvasSize();
   renderer.setSize(w, h, false);
@@ -113,9 +119,17 @@ function updateMeter() {
   $('meter-genre').textContent = g ? `${g.top} ${(100 * g.probabilities[g.top]).toFixed(0)}%` : '';
 }
 
-// The sources a parameter can take: the learned features, then the beat grid and the stems.
+// The sources a parameter can take: the learned features, then the beat grid and the stems;
+// live input: the learned features, the live beat grid and the live DSP bands.
 function buildPool() {
   const pool = Array.from({ length: N }, (_, k) => ({ kind: 'learned', name: `feature ${k}` }));
+  if (state.live) {
+    for (const name of BEAT_NAMES) pool.push({ kind: 'beat', name });
+    for (const name of DSP_NAMES) pool.push({ kind: 'dsp', name });
+    state.pool = pool;
+    state.perm = state.perm.map((f, k) => (f < pool.length ? f : k));
+    return;
+  }
   const src = state.sources;
   if (src && src.beats) for (const name of src.beats.names) pool.push({ kind: 'beat', name });
   if (src && src.dsp) for (const name of src.dsp.names) pool.push({ kind: 'dsp', name });
@@ -343,14 +357,18 @@ function frame() {
   if (dt < 0 || dt > 0.5) { dt = 0; ewma.reset(); }   // seek: jump, do not smear
   state.lastT = t;
   const params = state.vizClass.params;
+  let liveSrc = null;
   if (live) {
-    // the newest values of the in-browser encoder; the song's beat and stem sources do not
-    // apply to live sound
+    // the newest values of the in-browser encoder, the live beat grid and DSP bands (the
+    // pool's order: buildPool); the song's sources do not apply to live sound
+    liveSrc = live.sources();
     raw.set(live.values);
     poolRaw.fill(0);
     poolRaw.set(raw);
+    poolRaw.set(liveSrc.beats, N);
+    poolRaw.set(liveSrc.dsp, N + BEAT_NAMES.length);
     const smooth = ewma.update(poolRaw, Number($('smoothing').value), dt);
-    for (let k = 0; k < N; k++) paramValues[k] = smooth[state.perm[k] < N ? state.perm[k] : k] || 0;
+    for (let k = 0; k < N; k++) paramValues[k] = smooth[state.perm[k]] || 0;
     showLive(live);
   } else if (state.timeline) {
     const interp = $('interpolate').checked;
@@ -377,10 +395,11 @@ function frame() {
     scaled[k] = p.min + clamp(paramValues[k], 0, 1) * (p.max - p.min);
   }
   const beats = !live && state.sources && state.sources.beats;
-  state.motionRate = $('tempo-motion').checked && beats && beats.bpm ? beats.bpm / 120 : 1;
-  sceneSwitch(beats, t, dt);
+  const bpm = live ? liveSrc.bpm : beats && beats.bpm;
+  state.motionRate = $('tempo-motion').checked && bpm ? bpm / 120 : 1;
+  sceneSwitch(downbeatCrossed(beats, liveSrc, t, dt), t, bpm);
   state.viz.update(dt * state.motionRate, scaled);
-  state.viz.render(renderer);
+  renderScene(t, dt);
   state.frames += 1;
   updateMeter();
   if (!live) {
@@ -392,16 +411,69 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
-// On every n-th downbeat passed while playing, the next visualization (n from "Switch scene").
-function sceneSwitch(beats, t, dt) {
+// The number of the downbeat passed since the last frame, or -1: the song's downbeat times
+// while it plays; live, the live bar phase wrapping round.
+function downbeatCrossed(beats, liveSrc, t, dt) {
+  if (liveSrc) {
+    const bar = liveSrc.bpm ? liveSrc.beats[3] : null;
+    const wrapped = bar !== null && state.liveBar !== null && bar < state.liveBar - 0.5;
+    state.liveBar = bar;
+    if (!wrapped) return -1;
+    state.liveDowns += 1;
+    return state.liveDowns;
+  }
+  if (!beats || !beats.downbeat_times || !player.playing || dt <= 0) return -1;
+  return beats.downbeat_times.findIndex((d) => d > t - dt && d <= t);
+}
+
+// On every n-th downbeat passed, the next visualization (n from "Switch scene"): a cut, or a
+// blend over one beat or one bar at the tempo ("Change").
+function sceneSwitch(crossed, t, bpm) {
   const every = Number($('scene-switch').value);
-  if (!every || !beats || !beats.downbeat_times || !player.playing || dt <= 0) return;
-  const downs = beats.downbeat_times;
-  const crossed = downs.findIndex((d) => d > t - dt && d <= t);
-  if (crossed < 0 || crossed % every !== 0) return;
+  if (!every || crossed < 0 || crossed % every !== 0) return;
   const k = VISUALIZATIONS.findIndex((v) => v.id === state.vizClass.id);
+  const next = VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id;
   state.scenes += 1;
-  setViz(VISUALIZATIONS[(k + 1) % VISUALIZATIONS.length].id, { keepRun: true });
+  const beatsLong = Number($('scene-blend').value);
+  if (!beatsLong) {
+    setViz(next, { keepRun: true });
+    return;
+  }
+  endBlend();
+  const from = state.viz;
+  const fromClass = state.vizClass;
+  state.viz = null;                   // kept alive: setViz must not dispose it
+  setViz(next, { keepRun: true });
+  state.blend = { from, fromClass, start: t, seconds: (beatsLong * 60) / (bpm || 120), amount: 0 };
+  state.blends += 1;
+}
+
+function endBlend() {
+  if (!state.blend) return;
+  state.blend.from.dispose();
+  state.blend = null;
+}
+
+// The scene on the canvas; during a blend the outgoing scene keeps moving with the same
+// values (in its own parameters' ranges) and the two are mixed by the time gone.
+function renderScene(t, dt) {
+  const b = state.blend;
+  if (b) {
+    b.amount = (t - b.start) / b.seconds;
+    if (b.amount < 0 || b.amount >= 1) endBlend();      // done, or a seek back
+  }
+  if (!state.blend) {
+    state.viz.render(renderer);
+    return;
+  }
+  const params = b.fromClass.params;
+  for (let k = 0; k < N; k++) {
+    fromScaled[k] = params[k].min + clamp(paramValues[k], 0, 1) * (params[k].max - params[k].min);
+  }
+  b.from.update(dt * state.motionRate, fromScaled);
+  blender = blender || new SceneBlend(renderer);
+  blender.setSize(...canvasSize());
+  blender.render(b.from, state.viz, b.amount);
 }
 
 // ------------------------------------------------------------------------------ live input
@@ -419,15 +491,22 @@ async function startLive(kind) {
   if ($('input').value !== kind) { live.stop(); return; }     // changed meanwhile
   state.live = live;
   state.liveEncoder = encoder;
+  state.liveBar = null;
   if (!state.timeline) state.perm = Array.from({ length: N }, (_, k) => k);
+  buildPool();
+  buildEditor();
   ewma.reset();
   setStatus(`live: ${spec.run} ${spec.layer} ${spec.method} in the browser (${spec.mode}, ${spec.sr} Hz)`);
 }
 
 function stopLive() {
-  if (state.live) state.live.stop();
+  if (!state.live) return;
+  state.live.stop();
   state.live = null;
   $('live-status').textContent = '';
+  buildPool();                 // the track's sources again
+  state.perm = state.perm.map((f, k) => (f < state.pool.length ? f : k));
+  buildEditor();
 }
 
 let liveShown = 0;
@@ -436,9 +515,10 @@ function showLive(live) {
   if (now - liveShown < 250) return;
   liveShown = now;
   const ms = live.encoder.msPerSegment();
+  const bpm = live.beats.bpm;
   $('live-status').textContent = live.latency === null ? `listening… (${live.level.toFixed(0)} dBFS)` :
     `latency ${live.latency.toFixed(2)} s · encoder ${ms === null ? '–' : ms.toFixed(1)} ms/segment · ` +
-    `${live.segments} segments · ${live.level.toFixed(0)} dBFS`;
+    `${live.segments} segments · ${live.level.toFixed(0)} dBFS · ${bpm ? `${bpm.toFixed(0)} bpm` : 'no beat yet'}`;
 }
 
 async function switchInput() {
@@ -617,6 +697,7 @@ function wire() {
   $('interpolate').addEventListener('change', () => setUrlParam('interp', $('interpolate').checked ? null : '0'));
   $('viz').addEventListener('change', () => setViz($('viz').value));
   $('scene-switch').addEventListener('change', () => setUrlParam('scenes', $('scene-switch').value === '0' ? null : $('scene-switch').value));
+  $('scene-blend').addEventListener('change', () => setUrlParam('blend', $('scene-blend').value === '0' ? null : $('scene-blend').value));
   $('tempo-motion').addEventListener('change', () => setUrlParam('tempo', $('tempo-motion').checked ? '1' : null));
   $('play').addEventListener('click', togglePlay);
   $('seek').addEventListener('input', () => player.seek(Number($('seek').value)));
@@ -637,6 +718,7 @@ async function init() {
   $('smoothing-out').textContent = Number($('smoothing').value).toFixed(2);
   $('interpolate').checked = urlParam('interp') !== '0';
   if (urlParam('scenes')) $('scene-switch').value = urlParam('scenes');
+  if (urlParam('blend')) $('scene-blend').value = urlParam('blend');
   $('tempo-motion').checked = urlParam('tempo') === '1';
   setUpSite();
   setViz(urlParam('viz', VISUALIZATIONS[0].id));
@@ -673,10 +755,14 @@ window.__playground = {
                    values: Array.from(paramValues), perm: state.perm.slice(),
                    frames: state.frames, viz: state.vizClass && state.vizClass.id,
                    timeline: !!state.timeline, motionRate: state.motionRate,
-                   scenes: state.scenes, pool: state.pool.map((p) => `${p.kind}:${p.name}`),
+                   scenes: state.scenes, blends: state.blends,
+                   blend: state.blend ? state.blend.amount : null,
+                   pool: state.pool.map((p) => `${p.kind}:${p.name}`),
                    poolRaw: Array.from(poolRaw.subarray(0, state.pool.length)) }),
   live: () => state.live && { segments: state.live.segments, dropped: state.live.dropped,
     latency: state.live.latency, level: state.live.level, values: Array.from(state.live.values),
+    bpm: state.live.beats.bpm, beats: Array.from(state.live.sources().beats),
+    dsp: Array.from(state.live.dspValues),
     msPerSegment: state.live.encoder.msPerSegment(), mode: state.live.spec.mode },
   // The in-browser pipeline (front end + ONNX) on given samples at the run's rate, segments
   // every `hop` frames (MFCC) or samples (spectrum): what live input computes, for the tests.

@@ -61,3 +61,43 @@ def test_microphone_drives_the_visuals(chromium, recording_page, server, song, t
         page.select_option("#input", "song")
         page.wait_for_function("() => window.__playground.live() === null")
         assert page.errors == [], "\n".join(page.errors)
+
+
+def test_live_beat_grid_and_dsp_bands_from_a_click_track(chromium, recording_page, server,
+                                                         tmp_path, click_track):
+    """A 120 bpm click track as the microphone: the live beat grid finds its tempo, the DSP
+    bands move, both are sources in the mapping editor, and scenes change (blended) on the
+    live downbeats."""
+    wav = tmp_path / "clicks.wav"
+    sf.write(wav, click_track(120.0, 20.0, sr=44100), 44100, subtype="PCM_16")
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}")
+    with chromium(flags) as b, recording_page(b, viewport={"width": 1000, "height": 640}) as page:
+        page.goto(f"{server}/?run=sample%2Fspectrum_ae&viz=bars&smoothing=0&input=microphone"
+                  "&scenes=1&blend=1")
+        page.wait_for_function("() => { const l = window.__playground.live();"
+                               " return l && l.bpm; }", timeout=60000)
+        live = page.evaluate("() => window.__playground.live()")
+        assert live["bpm"] == pytest.approx(120, rel=0.03)
+        page.wait_for_function("() => document.getElementById('live-status').textContent"
+                               ".includes(' bpm')")
+        pool = page.evaluate("() => window.__playground.sample().pool")
+        assert "beat:beat_pulse" in pool and "dsp:bass" in pool and len(pool) == 21
+        # a parameter driven by the live beat pulse
+        page.select_option("#mapping-editor li:first-child select", str(pool.index(
+            "beat:beat_pulse")))
+        # polled on every animation frame until the pulse has fired and fallen and a band moved
+        page.wait_for_function("""() => {
+            const v = window.__playground.sample().values[0];
+            const d = window.__playground.live().dsp;
+            const s = window.__seen = window.__seen
+                || {hi: 0, lo: 1, dhi: d.slice(), dlo: d.slice()};
+            s.hi = Math.max(s.hi, v); s.lo = Math.min(s.lo, v);
+            d.forEach((x, i) => {
+                s.dhi[i] = Math.max(s.dhi[i], x); s.dlo[i] = Math.min(s.dlo[i], x); });
+            return s.hi > 0.5 && s.lo < 0.2 && s.dhi.some((x, i) => x - s.dlo[i] > 0.05);
+        }""", timeout=30000)
+        # scene changes on the live downbeats, blended over one beat
+        page.wait_for_function("() => window.__playground.sample().blends >= 1", timeout=30000)
+        page.wait_for_function("() => window.__playground.sample().scenes >= 2", timeout=30000)
+        assert page.errors == [], "\n".join(page.errors)

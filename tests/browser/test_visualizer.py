@@ -329,6 +329,29 @@ def test_ranked_over_all_sources_tempo_motion_and_scene_switches(page, server):
     assert page.errors == [], "\n".join(page.errors)
 
 
+def test_scenes_blend_on_downbeats(page, server, artifacts):
+    """'Change: blend over a beat': on the downbeat the next scene fades in over one beat while
+    the outgoing one keeps moving; then only the new one is left."""
+    open_track(page, server, "smoothing=0&scenes=1&blend=1&viz=bars")
+    assert page.input_value("#scene-blend") == "1"
+    bpm = page.evaluate("() => window.__playground.state.sources.beats.bpm")
+    page.click("#play")
+    # polled on every animation frame: paused in the middle of the blend, which holds it
+    page.wait_for_function("""() => { const s = window.__playground.sample();
+        const mid = s.blend !== null && s.blend > 0.25 && s.blend < 0.6;
+        if (mid) window.__playground.player.pause();
+        return mid; }""", timeout=30000)
+    page.locator("#canvas").screenshot(path=str(artifacts / "visualizer-blend.png"))
+    s = sample(page)
+    assert s["viz"] == "spheres" and s["blends"] == 1 and 0.25 < s["blend"] < 0.9
+    page.evaluate("() => window.__playground.player.play()")
+    page.wait_for_function("() => window.__playground.sample().blend === null", timeout=20000)
+    assert bpm and sample(page)["viz"] != "bars"
+    page.select_option("#scene-blend", "0")
+    assert "blend=" not in page.url
+    assert page.errors == [], "\n".join(page.errors)
+
+
 def test_lights_default_to_the_spectrum_model(page, server):
     """The lights chain was made for the spectrum model: it is the run until the user picks
     one; other visualizations go back to the server's default; a run in the address wins."""

@@ -110,3 +110,57 @@ def test_dsp_bands_match_python(song_samples, tmp_path):
     assert err.max() < 1e-3, err.max()          # float32 FFT (NumPy) against float64 (JS)
     assert np.ptp(want.frames, axis=0).min() > 0.1       # the bands move
     np.testing.assert_array_equal(np.asarray(got["live"]), frames)
+
+
+BEATS_SCRIPT = """
+import { readFileSync, writeFileSync } from 'node:fs';
+import { OnlineBeats } from '%s';
+const [samples, sr, out] = process.argv.slice(2);
+const b = readFileSync(samples);
+const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+const t = new OnlineBeats(Number(sr));
+const rows = [];
+for (let at = 0; at < x.length; at += 128) {            // as the capture worklet hands it
+  const blk = x.subarray(at, at + 128);
+  const end = (at + blk.length - 1) / Number(sr);
+  t.push(blk, end);
+  rows.push([end, t.bpm || 0, ...t.values(end)]);
+}
+writeFileSync(out, JSON.stringify(rows));
+"""
+
+
+def js_beats(tmp_path: Path, y: np.ndarray, sr: int = 22050) -> np.ndarray:
+    y.astype(np.float32).tofile(tmp_path / "x.f32")
+    script = tmp_path / "beats.mjs"
+    script.write_text(BEATS_SCRIPT % (ROOT / "demo/js/live/beats.js").as_uri())
+    subprocess.run([NODE, str(script), str(tmp_path / "x.f32"), str(sr),
+                    str(tmp_path / "out.json")], check=True, timeout=300)
+    return np.asarray(json.loads((tmp_path / "out.json").read_text()))
+
+
+@pytest.mark.parametrize("bpm", [75.0, 97.0, 120.0, 140.0])
+def test_the_live_beat_grid_follows_a_click_track(bpm, tmp_path, click_track):
+    rows = js_beats(tmp_path, click_track(bpm, 16.0))
+    end, est, beats = rows[:, 0], rows[:, 1], rows[:, 2:]
+    late = end > 8.0                                     # after the window has filled
+    assert np.abs(est[late] / bpm - 1).max() < 0.02, (bpm, est[late].min(), est[late].max())
+    period = 60 / bpm
+    k = np.round(end / period)
+    at_click = late & (np.abs(end - k * period) < 0.003)
+    phase = (beats[at_click, 1] + 0.5) % 1 - 0.5           # 0 on the beat
+    assert at_click.sum() >= 10 and np.abs(phase).max() < 0.06, np.abs(phase).max()
+    assert beats[at_click, 2].min() > 0.6                  # the beat pulse fires on the click
+    # the bar starts on the accented click
+    bar = beats[at_click, 3]
+    down = (k[at_click] % 4) == 0
+    assert np.all((bar[down] < 0.05) | (bar[down] > 0.95)), bar[down]
+    assert np.all((bar[~down] > 0.2) & (bar[~down] < 0.8))
+    assert beats[at_click][down, 4].min() > 0.8 and beats[at_click][~down, 4].max() < 0.3
+
+
+def test_no_beat_in_noise_or_silence(tmp_path):
+    rng = np.random.default_rng(1)
+    for y in (0.1 * rng.standard_normal(22050 * 10), np.zeros(22050 * 10)):
+        rows = js_beats(tmp_path, y.astype(np.float32))
+        assert np.all(rows[:, 1] == 0) and np.all(rows[:, 2:] == 0)

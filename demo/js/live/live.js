@@ -6,10 +6,18 @@
 // values every `hop` seconds. The values describe the audio around the newest segment's
 // centre; `latency` is how far that centre lies behind the audio clock when they arrive (half
 // a segment, plus the block, plus the encoder's time).
+//
+// The same sound also drives the live beat grid (beats.js: an online beat tracker) and the
+// DSP bands (dsp.js: MilkDrop's bass/mid/treb), 30 times a second, so every source a
+// parameter can take from a song, but the stems, works live too.
 import { MfccFrontEnd } from './frontend.js';
 import { OnnxEncoder } from './encoder.js';
+import { BEAT_NAMES, OnlineBeats } from './beats.js';
+import { DSP_NAMES, DspBands } from './dsp.js';
 
 export const LIVE_HOP = 0.1;     // s between segments
+const DSP_FPS = 30;
+export { BEAT_NAMES, DSP_NAMES };
 
 export class LiveInput {
   // kind: 'microphone' | 'tab'; spec: frontend.json; encoder: an OnnxEncoder of that spec
@@ -38,6 +46,16 @@ export class LiveInput {
     this.busy = false;
     this.received = 0;          // samples received
     this.onvalues = null;
+    this.beats = new OnlineBeats(spec.sr);
+    let n = 1;                   // the DSP window: 1024 samples at 22.05 kHz, scaled to the rate
+    while (n < (1024 * spec.sr) / 22050) n *= 2;
+    this.dsp = new DspBands(spec.sr, DSP_FPS, n);
+    this.dspRing = new Float32Array(n);
+    this.dspFrame = new Float32Array(n);
+    this.dspAt = 0;
+    this.dspSince = 0;
+    this.dspValues = new Float32Array(DSP_NAMES.length);
+    this.beatValues = new Float32Array(BEAT_NAMES.length);
     if (spec.mode === 'mfcc') {
       this.frontEnd.reset();
       this.hopFrames = Math.max(1, Math.round(LIVE_HOP / this.frontEnd.frameSeconds));
@@ -70,12 +88,37 @@ export class LiveInput {
     for (let i = 0; i < samples.length; i++) e += samples[i] * samples[i];
     this.level = 10 * Math.log10(e / samples.length + 1e-12);
     this.received = frame + samples.length;
+    this.beats.push(samples, (this.received - 1) / this.spec.sr);
+    this.pushDsp(samples);
     const segs = this.spec.mode === 'mfcc' ? this.mfccSegments(samples) : this.spectrumSegments(samples);
     if (!segs.length) return;
     // only the newest segment matters for what is on screen now; a busy encoder skips
     if (this.busy) { this.dropped += segs.length; return; }
     this.dropped += segs.length - 1;
     this.encode(segs[segs.length - 1]);
+  }
+
+  // one DSP frame every 1/30 s on the newest window of samples
+  pushDsp(samples) {
+    const ring = this.dspRing;
+    const n = ring.length;
+    const hop = this.spec.sr / DSP_FPS;
+    for (let i = 0; i < samples.length; i++) {
+      ring[this.dspAt] = samples[i];
+      this.dspAt = (this.dspAt + 1) % n;
+      this.dspSince += 1;
+      if (this.dspSince >= hop) {
+        this.dspSince -= hop;
+        for (let j = 0; j < n; j++) this.dspFrame[j] = ring[(this.dspAt + j) % n];
+        this.dsp.push(this.dspFrame, 0, this.dspValues);
+      }
+    }
+  }
+
+  // the beat grid's five values at the audio clock now, and the newest DSP bands
+  sources() {
+    return { beats: this.beats.values(this.clock(), this.beatValues), bpm: this.beats.bpm,
+             dsp: this.dspValues };
   }
 
   mfccSegments(samples) {
