@@ -91,6 +91,10 @@ def get_parser() -> argparse.ArgumentParser:
     w.add_argument("--subset", default="small", help="FMA subset to index")
     w.add_argument("--models", default="models/runs", help="folder of trained runs")
     w.add_argument("--max-tracks", type=int, help="only the first N tracks")
+    w.add_argument("--max-upload-mb", type=float, default=200.0,
+                   help="the page refuses bigger uploads (it decodes them in memory)")
+    w.add_argument("--max-upload-minutes", type=float, default=20.0,
+                   help="the page refuses longer uploads")
     return p
 
 
@@ -137,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             bars[0].update(done - bars[0].n)
         try:
             info = build_site(args.out, fma_dir=args.fma, models_dir=args.models,
-                              fma_subset=args.subset, max_tracks=args.max_tracks, progress=step)
+                              fma_subset=args.subset, max_tracks=args.max_tracks,
+                              max_upload_mb=args.max_upload_mb,
+                              max_upload_minutes=args.max_upload_minutes, progress=step)
         finally:
             for bar in bars:
                 bar.close()

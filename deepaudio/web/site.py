@@ -104,9 +104,14 @@ def _all_tracks(client) -> list[dict]:
 
 def build_site(out: str | os.PathLike, *, fma_dir: str | os.PathLike,
                models_dir: str | os.PathLike, fma_subset: str = "small",
-               max_tracks: int | None = None, progress: Progress | None = None) -> dict:
-    """Write the static site into ``out``; returns its summary (site.json)."""
+               max_tracks: int | None = None, max_upload_mb: float = 200.0,
+               max_upload_minutes: float = 20.0, progress: Progress | None = None) -> dict:
+    """Write the static site into ``out``; returns its summary (site.json). The page refuses
+    uploads over ``max_upload_mb`` or ``max_upload_minutes`` (it decodes them in memory)."""
     out = Path(out)
+    if not (max_upload_mb > 0 and max_upload_minutes > 0):
+        raise ToolkitError("the upload limits must be positive, got "
+                           f"{max_upload_mb} MB and {max_upload_minutes} minutes")
     if out.exists() and not (out / "data" / MARKER).is_file():
         raise ToolkitError(f"{out} exists and is not a site 'make site' built: "
                            "give another folder, or remove it")
@@ -115,6 +120,8 @@ def build_site(out: str | os.PathLike, *, fma_dir: str | os.PathLike,
     try:
         summary = _build(work, fma_dir=fma_dir, models_dir=models_dir, fma_subset=fma_subset,
                          max_tracks=max_tracks, progress=progress)
+        summary.update(max_upload_mb=max_upload_mb, max_upload_minutes=max_upload_minutes)
+        _write_json(work / "data" / MARKER, summary)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
             out.rename(old)

@@ -69,3 +69,21 @@ def test_no_microphone_gives_a_clear_message(browser, recording_page, server):
         msg = page.inner_text("#live-status")
         assert "microphone" in msg, msg
         assert page.input_value("#input") == "song"
+
+
+def test_a_tab_shared_without_audio_gives_a_clear_message(browser, recording_page, server):
+    """The tab picker answers with a video-only stream (the user left 'share tab audio'
+    unticked; stubbed: headless Chromium has no picker): a message, and back to the file."""
+    with recording_page(browser, http_errors=False) as page:
+        page.add_init_script("""navigator.mediaDevices.getDisplayMedia = async () => {
+            const c = document.createElement('canvas');
+            c.getContext('2d').fillRect(0, 0, 4, 4);
+            return c.captureStream(5); };""")
+        page.goto(f"{server}/?run=sample%2Fconv_ae")
+        page.wait_for_function("() => window.__playground.state.models.length")
+        page.select_option("#input", "tab")
+        page.wait_for_function("() => document.getElementById('live-status').textContent"
+                               ".startsWith('live input:')", timeout=30000)
+        assert "no audio" in page.inner_text("#live-status")
+        assert page.input_value("#input") == "song"
+        assert page.errors == []

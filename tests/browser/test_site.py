@@ -11,6 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from deepaudio.web.site import build_site
 
@@ -23,7 +24,9 @@ class QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site(sample_set, playground_models, tmp_path_factory):
     www = tmp_path_factory.mktemp("www")
-    build_site(www / "deep", fma_dir=sample_set, models_dir=playground_models, max_tracks=4)
+    # uploads of 12 s at most: a longer one tests the limit (the sample songs last 6 s)
+    build_site(www / "deep", fma_dir=sample_set, models_dir=playground_models, max_tracks=4,
+               max_upload_minutes=0.2)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0),
                                 functools.partial(QuietHandler, directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -121,5 +124,12 @@ def test_an_upload_is_decoded_and_encoded_in_the_browser(page, site, sample_set)
     page.set_input_files("#upload", str(bad))
     page.wait_for_function("() => document.getElementById('status').textContent"
                            ".includes('cannot decode')", timeout=30000)
+    assert page.locator("#track-list li").count() == 5
+    # longer than the site's limit: refused after decoding, nothing added
+    long_wav = folder.parent / "long.wav"
+    sf.write(long_wav, np.zeros(8000 * 20, np.float32), 8000)
+    page.set_input_files("#upload", str(long_wav))
+    page.wait_for_function("() => document.getElementById('status').textContent"
+                           ".includes('limit is 0.2 minutes')", timeout=30000)
     assert page.locator("#track-list li").count() == 5
     assert page.errors == []

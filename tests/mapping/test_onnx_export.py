@@ -69,3 +69,30 @@ def test_export_is_reused_until_the_run_changes(ae_run, tmp_path):
     assert json.loads((out / "frontend.json").read_text())["stamp"] != stamp
     with pytest.raises(ToolkitError, match="unknown layer"):
         export_onnx(run, layer="L99")
+
+
+def test_a_run_that_cannot_be_exported(ae_run, sample_set, tmp_path, monkeypatch, capsys,
+                                       make_app):
+    """torch.onnx cannot export it (here: made to fail): one clear error from the function,
+    the CLI (exit 2, one line) and the API (422), and no half-written graph."""
+    import shutil
+
+    import torch
+
+    from deepaudio.cli.mapping import main
+    runs = tmp_path / "runs"
+    shutil.copytree(ae_run, runs / "sample" / "conv_ae")      # nothing exported yet
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Unsupported: aten::weird_op\nlong trace")
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    with pytest.raises(ToolkitError, match="cannot be exported.*weird_op"):
+        export_onnx(runs / "sample" / "conv_ae")
+    assert not list((runs / "sample" / "conv_ae").rglob("encoder.onnx"))
+    assert main(["onnx", "--run", str(runs / "sample" / "conv_ae"), "-o",
+                 str(tmp_path / "web")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be exported" in err and len(err.splitlines()) == 1
+    client = make_app(tmp_path / "data", sample_set, runs).test_client()
+    resp = client.get("/api/onnx/frontend.json?run=sample/conv_ae")
+    assert resp.status_code == 422 and "cannot be exported" in resp.json["error"]

@@ -88,3 +88,10 @@ def test_cli_errors_are_one_line(sample_set, tmp_path, capsys):
     assert "--max-tracks" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_upload_limits_must_be_positive(sample_set, playground_models, tmp_path, capsys):
+    assert mapping_main(["site", "-o", str(tmp_path / "s"), "--fma", str(sample_set),
+                         "--models", str(playground_models), "--max-upload-minutes", "0"]) == 2
+    assert "upload limits must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

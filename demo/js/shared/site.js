@@ -15,8 +15,6 @@ const meta = document.querySelector('meta[name="deepaudio-site"]');
 export const STATIC_SITE = !!meta;
 const base = new URL('.', document.baseURI);
 const at = (path) => new URL(path, base).href;
-const MAX_UPLOAD_BYTES = 200 * 2 ** 20;
-const MAX_SECONDS = 20 * 60;
 const SOURCES_SR = 22050;          // the server's sources analyse 22.05 kHz mono
 const SERVER = 'needs the playground server (make playground): this is the static site';
 
@@ -95,12 +93,15 @@ async function monoAt(up, sr) {
 
 async function addUpload(form) {
   const f = form.get('file');
+  const s = await site();
   if (!f || !f.size) throw fail(400, 'the upload is empty');
-  if (f.size > MAX_UPLOAD_BYTES) throw fail(413, `${f.name} is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MiB`);
+  if (f.size > s.max_upload_mb * 2 ** 20) throw fail(413, `${f.name} is larger than the site's limit of ${s.max_upload_mb} MiB`);
   setStatus(`decoding ${f.name} in the browser…`);
   const decoded = decode(f, 44100);
   const buf = await decoded;
-  if (buf.duration > MAX_SECONDS) throw fail(413, `${f.name} lasts ${(buf.duration / 60).toFixed(1)} minutes; the limit is ${MAX_SECONDS / 60}`);
+  if (buf.duration > s.max_upload_minutes * 60) {
+    throw fail(413, `${f.name} lasts ${(buf.duration / 60).toFixed(1)} minutes; the site's limit is ${s.max_upload_minutes} minutes`);
+  }
   uploadCount += 1;
   const id = `upload${uploadCount}x${Math.floor(Math.random() * 1e9)}`;
   const track = { id, source: 'upload', fma_id: null, title: f.name.replace(/\.[^.]*$/, '') || f.name,
