@@ -103,4 +103,5 @@ bench: models $(FLUIDSYNTH)
 	$(PY) bench/key.py
 	$(PY) bench/transitions.py
 	$(PY) bench/live.py
+	$(PY) bench/live_beats.py
 	$(PY) bench/video.py

@@ -253,7 +253,8 @@ async function loadSources() {
   const beat = !b ? (src && src.beats_reason) || 'none'
     : b.bpm ? `${b.bpm.toFixed(1)} bpm` : (b.reason || 'no beat');
   $('sources-info').textContent = !src ? ''
-    : `beat grid: ${beat} · stems: ${src.stems ? src.stems.names.length + ' features' : 'none (separate the track in the stem mixer)'}`;
+    : `beat grid: ${beat} · stems: ${src.stems ? src.stems.names.length + ' features'
+      : STATIC_SITE ? 'none (separation needs the playground server)' : 'none (separate the track in the stem mixer)'}`;
 }
 
 async function loadGenre() {

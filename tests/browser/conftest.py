@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from deepaudio.mapping.video import CHROMIUM_ARGS
+
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-gpu-sandbox", "--autoplay-policy=no-user-gesture-required"]
+# the video export's flags (WebGL2 on SwiftShader, headless) and audio that starts unasked
+ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"   # screenshots
 
 

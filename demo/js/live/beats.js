@@ -2,13 +2,15 @@
 // giving the same five values as the server's beat source (deepaudio.mapping.sources:
 // tempo, beat phase and pulse, bar phase, downbeat pulse) from the samples heard so far.
 //
-// * Onsets: spectral flux of log-compressed magnitudes (1024-sample frames at 22.05 kHz, hop
-//   256: 11.6 ms), the half-wave rectified rise summed over the bins below 8 kHz, with the
-//   bass bins (below 150 Hz) kept apart for the downbeats.
-// * Tempo: every 0.25 s, the autocorrelation of the last 8 s of the onset envelope (its local
-//   mean removed) over lags of 60-180 bpm, weighted by a log-normal prior around 120 bpm (one
-//   octave wide), as offline trackers do; the peak is refined by a parabola. A new tempo within
-//   4 % of the current one is blended in, so the grid does not jitter.
+// * Onsets: as the server's tracker (deepaudio.core.beats): 1024-sample frames at 22.05 kHz,
+//   hop 256 (11.6 ms), a 64-band Slaney mel spectrogram to 8 kHz in dB (floor: the loudest
+//   band so far - 80 dB), and the half-wave rectified rise averaged over the bands; the bands
+//   below 200 Hz (the kick drum) kept apart for the downbeats.
+// * Tempo: every 0.25 s, over the last 8 s of onsets (local mean removed): the peaks of the
+//   autocorrelation between 60 and 180 bpm, scored as the server scores its tempo (librosa's
+//   rule: log1p(1e6 ac) plus a log-normal prior around 120 bpm, one octave wide); the peak is
+//   refined by a parabola, and a new tempo within 4 % of the current one is blended in, so
+//   the grid does not jitter.
 // * Phase: the comb of beats at that period that collects the most onset strength over the
 //   window, the recent seconds weighing more.
 // * Downbeats: which of four beat positions gathers the most bass onset strength (decaying
@@ -18,6 +20,8 @@
 import { RealDFT } from './frontend.js';
 
 export const BEAT_NAMES = ['tempo', 'beat_phase', 'beat_pulse', 'bar_phase', 'downbeat_pulse'];
+const N_MELS = 64;
+const LOW_HZ = 200;                // bands below this carry the kick drum
 const TEMPO_RANGE = [60, 180];
 const BEAT_DECAY_S = 0.1;
 const DOWNBEAT_DECAY_S = 0.25;
@@ -41,9 +45,11 @@ export class OnlineBeats {
     for (let i = 0; i < n; i++) this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n);
     this.frame = new Float64Array(n);
     this.power = new Float64Array(n / 2 + 1);
-    this.prev = new Float64Array(n / 2 + 1);
-    this.top = Math.min(n / 2, Math.floor((8000 * n) / sr));
-    this.bass = Math.max(2, Math.floor((150 * n) / sr));
+    this.mel = melBands(sr, n, N_MELS, 8000);
+    this.melDb = new Float64Array(N_MELS);
+    this.prev = null;                     // the previous frame's mel dB
+    this.loudest = -Infinity;             // dB, for the 80 dB floor
+    this.lowBands = this.mel.filter((b) => b.centre < LOW_HZ).length;
     this.ring = new Float32Array(n);      // the newest n samples, oldest at `w`
     this.w = 0;
     this.pending = 0;                     // samples since the last frame
@@ -81,17 +87,24 @@ export class OnlineBeats {
   }
 
   analyse() {
-    const { frame, window, power, prev, size } = this;
+    const { frame, window, power, size, melDb } = this;
     for (let i = 0; i < size; i++) frame[i] = this.ring[(this.w + i) % size] * window[i];
     this.dft.power(frame, power);
+    this.mel.forEach((band, b) => {
+      let e = 0;
+      for (let j = 0; j < band.weights.length; j++) e += band.weights[j] * power[band.start + j];
+      melDb[b] = 10 * Math.log10(Math.max(e, 1e-10));
+      this.loudest = Math.max(this.loudest, melDb[b]);
+    });
+    const floor = this.loudest - 80;
     let flux = 0;
     let bass = 0;
-    for (let k = 1; k <= this.top; k++) {
-      const m = Math.log1p(100 * Math.sqrt(power[k]));
-      const d = m - prev[k];
-      if (d > 0) { flux += d; if (k <= this.bass) bass += d; }
-      prev[k] = m;
+    for (let b = 0; b < N_MELS; b++) {
+      const v = Math.max(melDb[b], floor);
+      const d = this.prev ? v - Math.max(this.prev[b], floor) : 0;
+      if (d > 0) { flux += d / N_MELS; if (b < this.lowBands) bass += d / this.lowBands; }
     }
+    this.prev = Float64Array.from(melDb);
     const at = this.frames % this.len;
     this.env[at] = flux;
     this.low[at] = bass;
@@ -133,13 +146,20 @@ export class OnlineBeats {
       for (let i = lag; i < n; i++) s += z[i] * z[i - lag];
       ac[lag] = s / (n - lag) * n;
     }
+    // the tempo as the server's tracker scores it (librosa's rule): log1p(1e6 ac) of the
+    // envelope's autocorrelation (not mean-removed, normalised at lag 0) plus a log-normal
+    // prior, so a 2/3 or 4/3 lag has to be much stronger to win
+    let raw0 = 0;
+    for (let i = 0; i < n; i++) raw0 += x[i] * x[i];
     let best = -1;
     let bestScore = -Infinity;
     for (let lag = lo; lag <= hi; lag++) {
+      if (!(ac[lag] >= ac[lag - 1] && ac[lag] >= ac[lag + 1])) continue;
+      let r = 0;
+      for (let i = lag; i < n; i++) r += x[i] * x[i - lag];
       const bpm = (60 * this.fps) / lag;
-      const prior = Math.exp(-0.5 * Math.log2(bpm / 120) ** 2);
-      const score = ac[lag] * prior;
-      if (ac[lag] >= ac[lag - 1] && ac[lag] >= ac[lag + 1] && score > bestScore) { best = lag; bestScore = score; }
+      const score = Math.log1p(1e6 * Math.max(0, r / raw0)) - 0.5 * Math.log2(bpm / 120) ** 2;
+      if (score > bestScore) { best = lag; bestScore = score; }
     }
     this.confidence = best > 0 ? ac[best] / e0 : 0;
     if (best < 0 || this.confidence < MIN_CONFIDENCE * Math.sqrt(this.len / n)) { this.forget(); return; }
@@ -209,4 +229,24 @@ export class OnlineBeats {
     out[4] = Math.exp(-((inBar + phase) * this.period) / DOWNBEAT_DECAY_S);
     return out;
   }
+}
+
+// Slaney's mel filterbank (librosa's default): n triangles from 0 Hz to fmax, each of unit
+// area, as {start, weights, centre} over the power bins of an n_fft-point DFT.
+function melBands(sr, nFft, n, fmax) {
+  const fSp = 200 / 3;
+  const logStep = Math.log(6.4) / 27;
+  const toMel = (f) => (f < 1000 ? f / fSp : 15 + Math.log(f / 1000) / logStep);
+  const toHz = (m) => (m < 15 ? m * fSp : 1000 * Math.exp(logStep * (m - 15)));
+  const edges = Array.from({ length: n + 2 }, (_, i) => toHz((toMel(fmax) * i) / (n + 1)));
+  const bins = nFft / 2 + 1;
+  return Array.from({ length: n }, (_, i) => {
+    const [lo, mid, hi] = [edges[i], edges[i + 1], edges[i + 2]];
+    const tri = (k) => Math.max(0, Math.min(((k * sr) / nFft - lo) / (mid - lo), (hi - (k * sr) / nFft) / (hi - mid)));
+    const ks = Array.from({ length: bins }, (_, k) => k).filter((k) => tri(k) > 0);
+    const start = ks.length ? ks[0] : 0;
+    const weights = ks.length ? Array.from({ length: ks[ks.length - 1] - start + 1 },
+      (_, j) => tri(start + j) * (2 / (hi - lo))) : [];
+    return { start, weights, centre: mid };
+  });
 }
