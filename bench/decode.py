@@ -5,9 +5,10 @@ generator) with ``deepaudio.core.audio.load_audio`` for MP3, M4A (AAC), Opus, FL
 (Vorbis), against libsndfile read directly (soundfile) for the formats libsndfile reads: the
 baseline, measured in the same run. M4A goes through FFmpeg (PyAV); the others through
 libsndfile inside the loader. Then the seconds to export a 4-minute mix as MP3 at LAME's
-highest VBR quality (-V 0): the old path (libsndfile's LAME, one run) against the new writer
-(PyAV's LAME on frame-aligned chunks, one core and all cores), with each decoded length
-against the mix's.
+highest VBR quality (-V 0): the old path (libsndfile's LAME, one run) against the writer
+(frame-aligned chunks, each encoded by the LAME in lameenc's wheel, on one core and on all
+cores; and the same on all cores with the LAME in PyAV's wheel, the writer's fallback), with
+each decoded length against the mix's.
 
     python bench/decode.py [--repeats 3]
 """
@@ -24,7 +25,7 @@ import soundfile as sf
 import soxr
 from _timing import timed
 
-from deepaudio.core import _pyav
+from deepaudio.core import _lame, _pyav
 from deepaudio.core.audio import audio_info, load_audio, save_audio
 from deepaudio.data.samples import render_track
 from deepaudio.mixer.render import export_mix
@@ -81,7 +82,7 @@ def main() -> None:
     mix = music(240.0)
     n = mix.shape[1]
     cores = os.cpu_count() or 1
-    print(f"\na 4-minute stereo mix exported as MP3 (LAME -V 0); seconds "
+    print(f"\na 4-minute stereo mix exported as MP3 (LAME -V 0); best of {args.repeats}; seconds "
           f"(decoded length vs the mix's); {cores} cores")
 
     def old_path(path: Path) -> None:      # what the mixer did before: libsndfile's LAME
@@ -89,18 +90,31 @@ def main() -> None:
             for i in range(0, n, 10 * SR):
                 f.write(np.ascontiguousarray(mix[:, i:i + 10 * SR].T))
 
-    old = timed(lambda: old_path(tmp / "old.mp3"))
+    old = best(lambda: old_path(tmp / "old.mp3"), args.repeats)
     rows = [("old: libsndfile's LAME, one run", old, tmp / "old.mp3")]
+
+    def writer(path: Path, workers: int) -> float:
+        return best(lambda: _pyav.write_mp3(
+            path, (mix[:, i:i + SR] for i in range(0, n, SR)), SR, 2, workers=workers),
+            args.repeats)
+
     for workers in sorted({1, cores}):
         path = tmp / f"new{workers}.mp3"
-        t = timed(lambda p=path, w=workers: _pyav.write_mp3(
-            p, (mix[:, i:i + SR] for i in range(0, n, SR)), SR, 2, workers=w))
-        rows.append((f"new: PyAV's LAME, chunks on {workers} core{'s' * (workers > 1)}", t, path))
-    t = timed(lambda: export_mix(tmp / "export.mp3", mix, SR, "mp3"))
+        rows.append((f"new: lameenc's LAME, chunks on {workers} core{'s' * (workers > 1)}",
+                     writer(path, workers), path))
+    candidates = _lame._candidates()
+    _lame._candidates = lambda: [c for c in candidates
+                                 if not Path(str(c)).name.startswith("lameenc")]
+    _lame.library.cache_clear()
+    rows.append((f"fallback: PyAV's LAME, chunks on {cores} cores",
+                 writer(tmp / "pyav.mp3", cores), tmp / "pyav.mp3"))
+    _lame._candidates = lambda: candidates
+    _lame.library.cache_clear()
+    t = best(lambda: export_mix(tmp / "export.mp3", mix, SR, "mp3"), args.repeats)
     rows.append(("the mixer's export (new, all cores)", t, tmp / "export.mp3"))
     for name, seconds, path in rows:
         y, _ = load_audio(path, mono=False)
-        print(f"{name:<42}{seconds:>7.2f}  {old / seconds:>5.2f}x   "
+        print(f"{name:<44}{seconds:>7.2f}  {old / seconds:>5.2f}x   "
               f"{y.shape[1] - n:+d} samples")
 
 

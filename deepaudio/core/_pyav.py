@@ -22,6 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from deepaudio.core import _lame
+
 RAW_STREAMS = {"aac", "ac3", "eac3", "dts", "mp3", "truehd", "mlp"}
 PREROLL = 8192          # samples decoded and dropped before a seek target (> AAC's 2048)
 
@@ -186,32 +188,45 @@ def mp3_frame_samples(sr: int) -> int:
 
 
 def _mp3_context(sr: int, layout: str, vbr_quality: int, algorithm: int, ctx=None):
+    """FFmpeg's libmp3lame with the runs' settings, as the file's stream. It encodes nothing;
+    opening it tells the muxer LAME's delay, which its Xing/LAME header records."""
     ctx = ctx or av.CodecContext.create("libmp3lame", "w")
     ctx.sample_rate, ctx.layout, ctx.format = sr, layout, "fltp"
     ctx.flags = ctx.flags | av.codec.context.Flags.qscale          # VBR: -V vbr_quality
     ctx.global_quality = vbr_quality * 118                          # FF_QP2LAMBDA
-    # no bit reservoir: each frame holds its own bits, so frames from separate runs join
     ctx.options = {"compression_level": str(algorithm), "reservoir": "0"}
     return ctx
 
 
-def _mp3_run(audio: np.ndarray, sr: int, layout: str, vbr_quality: int, algorithm: int,
-             first: int, count: int | None, ctx=None) -> list:
-    """Encode ``audio`` and keep frames ``[first, first + count)`` (all from ``first`` when
-    ``count`` is None), with ``ctx`` when given (the stream's own encoder, for the first
-    chunk: the muxer takes the encoder delay from it). Runs in a worker thread: libmp3lame
-    runs without the GIL."""
-    if ctx is None:
-        ctx = _mp3_context(sr, layout, vbr_quality, algorithm)
-        ctx.open()
-    packets = []
-    for i in range(0, audio.shape[1], sr):
-        block = np.ascontiguousarray(audio[:, i:i + sr])
-        fr = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
-        fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
-        packets += ctx.encode(fr)
-    packets += ctx.encode(None)
-    return packets[first:] if count is None else packets[first:first + count]
+def mp3_frames(data: bytes) -> list[bytes]:
+    """Split a Layer III stream into its frames (FFmpeg's MPEG audio parser)."""
+    return [bytes(p) for p in av.CodecContext.create("mp3", "r").parse(data)]
+
+
+def _mp3_run(audio: np.ndarray, sr: int, vbr_quality: int, algorithm: int,
+             first: int, count: int | None) -> list[bytes]:
+    """One LAME run over ``audio``; its frames ``[first, first + count)`` (all from ``first``
+    when ``count`` is None). Runs in a worker thread: LAME runs without the GIL."""
+    frames = mp3_frames(_lame.encode(audio, sr, vbr_quality=vbr_quality, algorithm=algorithm))
+    return frames[first:] if count is None else frames[first:first + count]
+
+
+def _skip_samples(start: int, end: int):
+    """Packet side data that tells the MP3 muxer, whose Xing/LAME header records them, how
+    many samples the first frame delays the song by (on the first packet) and how many of the
+    last frame are padding (on the last): AV_PKT_DATA_SKIP_SAMPLES, start and end as
+    little-endian u32 and two reason bytes. PyAV makes side data only by copying a packet's,
+    so the template comes from a one-frame encode."""
+    import struct
+    ctx = _mp3_context(44100, "mono", 9, 9)
+    ctx.open()
+    fr = av.AudioFrame.from_ndarray(np.zeros((1, 64), np.float32), format="fltp",
+                                    layout="mono")
+    fr.sample_rate, fr.pts, fr.time_base = 44100, 0, Fraction(1, 44100)
+    last = (ctx.encode(fr) + ctx.encode(None))[-1]
+    side = av.packet.PacketSideData.from_packet(last, "skip_samples")
+    side.update(struct.pack("<IIBB", start, end, 0, 0))
+    return side
 
 
 def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: int, *,
@@ -239,15 +254,23 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
         st.layout = layout
         _mp3_context(sr, layout, vbr_quality, algorithm, st.codec_context)
         pending: collections.deque = collections.deque()
-        frame_no = 0
+        frame_no = samples = 0
+        delay = _lame.ENCODER_DELAY + _lame.DECODER_DELAY
 
-        def mux(fut) -> None:
+        def mux(fut, last: bool = False) -> None:
             nonlocal frame_no
-            for pkt in fut.result():
+            frames = fut.result()
+            for i, data in enumerate(frames):
+                pkt = av.Packet(data)
                 pkt.stream = st
                 pkt.pts = pkt.dts = frame_no * frame
-                pkt.time_base = Fraction(1, sr)
+                pkt.duration, pkt.time_base = frame, Fraction(1, sr)
                 frame_no += 1
+                end = last and i == len(frames) - 1      # padding after the song's end
+                if frame_no == 1 or end:
+                    pkt.set_sidedata(_skip_samples(
+                        delay if frame_no == 1 else 0,
+                        frame_no * frame - delay - samples if end else 0))
                 out.mux(pkt)
 
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -262,15 +285,15 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
                         ended = True
                         break
                     block = np.asarray(block[:channels], np.float32)
+                    samples += block.shape[1]
                     buf = np.concatenate([buf, block], axis=1) if block.shape[1] else buf
                 if ended and buf.shape[1] <= head:
                     break
                 last = ended and buf.shape[1] <= head + chunk + margin
                 n = buf.shape[1] if last else head + chunk + margin
                 pending.append(pool.submit(
-                    _mp3_run, buf[:, :n].copy(), sr, layout, vbr_quality, algorithm,
-                    head // frame, None if last else MP3_CHUNK_FRAMES,
-                    None if start else st.codec_context))
+                    _mp3_run, buf[:, :n].copy(), sr, vbr_quality, algorithm,
+                    head // frame, None if last else MP3_CHUNK_FRAMES))
                 while len(pending) > workers:
                     mux(pending.popleft())
                 if last:
@@ -279,6 +302,6 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
                 keep = head + chunk - margin
                 buf, head = buf[:, keep:], margin
             while pending:
-                mux(pending.popleft())
+                mux(pending.popleft(), last=not pending)
     finally:
         out.close()

@@ -6,6 +6,8 @@ without sound, give one clear error."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soxr
@@ -158,15 +160,52 @@ def test_mp3_in_parallel_chunks_equals_one_encoder_run_and_is_gapless(tmp_path, 
     _pyav.write_mp3(tmp_path / "chunked.mp3", blocks, rate, channels, workers=2)
     y, sr = load_audio(tmp_path / "chunked.mp3", mono=False)
     assert sr == rate and y.shape == src.shape
-    # one run over the whole input, its own packets decoded (the decoder drops the delay)
+    # one LAME run over the whole input, its frames decoded, less LAME's and the decoder's delay
     import av
+
+    from deepaudio.core import _lame
     dec = av.CodecContext.create("mp3float", "r")
-    frames = [f.to_ndarray() for p in _pyav._mp3_run(src, rate, "mono" if channels == 1 else
-                                                     "stereo", 0, 5, 0, None)
-              for f in dec.decode(p)] + [f.to_ndarray() for f in dec.decode(None)]
-    whole = np.concatenate(frames, axis=1)[:, :src.shape[1]]
+    frames = [f.to_ndarray() for p in _pyav._mp3_run(src, rate, 0, 5, 0, None)
+              for f in dec.decode(av.Packet(p))] + [f.to_ndarray() for f in dec.decode(None)]
+    delay = _lame.ENCODER_DELAY + _lame.DECODER_DELAY
+    whole = np.concatenate(frames, axis=1)[:, delay:delay + src.shape[1]]
     np.testing.assert_allclose(y, whole, atol=1e-5)       # two decoders: mpg123 vs FFmpeg
     assert _snr_at_best_lag(y, src, max_lag=0)[1] > 15
     # the mixer's exports and save_audio go through it (-V 0 at compression level 0)
     path = save_audio(tmp_path / "saved.mp3", src, rate, compression_level=0.0)
     assert load_audio(path, mono=False)[0].shape == src.shape
+
+
+def test_lame_comes_from_lameenc_and_any_other_lame_gives_the_same_frames(monkeypatch):
+    """The writer calls the optimised LAME in lameenc's wheel; where that one is missing or
+    exports nothing (Windows), the LAME in PyAV's wheel encodes the same frames (the same
+    audio; only the filler text in unused bits differs); with no LAME at all, MP3 export is
+    one clear error."""
+    import av
+
+    from deepaudio.core import _lame, _pyav
+
+    def decoded(data: bytes) -> np.ndarray:
+        dec = av.CodecContext.create("mp3float", "r")
+        return np.concatenate([f.to_ndarray() for p in _pyav.mp3_frames(data)
+                               for f in dec.decode(av.Packet(p))], axis=1)
+
+    src = _source(SR, seconds=3.0)
+    assert _lame.library()[1].startswith("lameenc")
+    fast = decoded(_lame.encode(src, SR, vbr_quality=2, algorithm=5))
+    candidates = _lame._candidates()
+    try:
+        monkeypatch.setattr(_lame, "_candidates", lambda: [
+            c for c in candidates if not Path(str(c)).name.startswith("lameenc")])
+        _lame.library.cache_clear()
+        assert "mp3lame" in _lame.library()[1]
+        np.testing.assert_array_equal(
+            decoded(_lame.encode(src, SR, vbr_quality=2, algorithm=5)), fast)
+        monkeypatch.setattr(_lame, "_candidates", lambda: [])
+        _lame.library.cache_clear()
+        with pytest.raises(_lame.LameError, match="pip install lameenc"):
+            _lame.encode(src, SR, vbr_quality=2, algorithm=5)
+    finally:
+        _lame.library.cache_clear()
+    with pytest.raises(_lame.LameError, match="cannot hold 44000 Hz"):
+        _lame.encode(src, 44000, vbr_quality=2, algorithm=5)
