@@ -27,7 +27,7 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 import numpy as np
 import pytest
 import torch
-from waitress import create_server
+from waitress import create_server, wasyncore
 
 # no test reaches the internet: code that would fetch (Demucs weights, NSynth, FMA) is offline
 # unless a test points it at a local stand-in host (the file_host fixture lifts this)
@@ -245,11 +245,16 @@ def one_torch_thread():
 def _serve(app):
     """``app`` served by waitress on a free local port; yields the base URL."""
     srv = create_server(app, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=srv.run, daemon=True).start()
+    loop = threading.Thread(target=srv.run, daemon=True)
+    loop.start()
     try:
         yield f"http://127.0.0.1:{srv.effective_port}"
     finally:
-        srv.close()
+        # the sockets are closed by the loop's own thread (closing them from here, while it
+        # waits in select(), made that select fail on a closed descriptor), then it ends
+        srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
+        loop.join(timeout=30)
+        srv.task_dispatcher.shutdown()
         shutdown(app)
 
 

@@ -27,9 +27,10 @@ a content-addressed stem cache, a fair share of the workers per user.
 - **Restart.** On start-up (embedded queue) running jobs are marked failed and retryable
   (their worker died with the server); queued jobs are queued again; finished jobs are kept.
 - **Jobs of the web node.** :meth:`JobQueue.local_task` runs other jobs (the neural
-  crossfade: it needs the WaveNet runs, which live with the server) on the same embedded
-  consumer, or with Redis on a small embedded queue of the server's own, never on the remote
-  workers.
+  crossfade, training on a user's songs: they need the runs, which live with the server) on
+  the same embedded consumer, or with Redis on a small embedded queue of the server's own,
+  never on the remote workers. Music videos run in a lane of their own (one queue, one
+  thread), so an hour-long render holds up nothing else.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class JobQueue:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._local_consumer: tp.Any = None
+        self._consume = consume
+        self._lanes: dict[str, tp.Any] = {}        # lane name -> (huey, its consumer or None)
         if redis_url is None:
             from huey import SqliteHuey
             self.huey = SqliteHuey(name="mixer", filename=str(self.root / "huey.sqlite"))
@@ -243,10 +246,26 @@ class JobQueue:
         consumer.start()
         return consumer
 
-    def local_task(self, name: str, fn: tp.Callable[[dict], None]):
+    def local_task(self, name: str, fn: tp.Callable[[dict], None], *,
+                   lane: str | None = None):
         """Register ``fn(payload)`` as a job of the web node; returns ``enqueue(payload,
-        priority=0)``. The payload must pickle (Huey stores it until a consumer takes it)."""
-        task = self.local_huey.task(name=name)(fn)
+        priority=0)``. The payload must pickle (Huey stores it until a consumer takes it).
+
+        With ``lane``, the jobs run one at a time on a queue and thread of their own, so that
+        long ones (a music video renders for minutes to an hour) never hold up separation,
+        neural crossfades or training. A lane's queue starts empty: its jobs' owners mark
+        interrupted ones failed on start-up."""
+        huey = self.local_huey
+        if lane is not None:
+            if lane not in self._lanes:
+                from huey import SqliteHuey
+                lane_huey = SqliteHuey(name=f"lane-{lane}",
+                                       filename=str(self.root / f"lane-{lane}.sqlite"))
+                lane_huey.storage.flush_queue()
+                self._lanes[lane] = (lane_huey, self._consumer(lane_huey, 1)
+                                     if self._consume else None)
+            huey = self._lanes[lane][0]
+        task = huey.task(name=name)(fn)
         return lambda payload, priority=0: task(payload, priority=priority)
 
     @property
@@ -259,13 +278,15 @@ class JobQueue:
         if self._monitor is not None:
             self._monitor.join(timeout=5)
             self._monitor = None
-        for consumer in (self.consumer, self._local_consumer):
+        lanes = [consumer for _, consumer in self._lanes.values()]
+        for consumer in (self.consumer, self._local_consumer, *lanes):
             if consumer is not None:
                 consumer.stop(graceful=False)
                 for _, t in consumer.worker_threads:
                     t.join(timeout=5)
                 consumer.scheduler.join(timeout=5)
         self.consumer = self._local_consumer = None
+        self._lanes = {name: (huey, None) for name, (huey, _) in self._lanes.items()}
 
     # -- Redis: follow the remote workers ---------------------------------------------------
 

@@ -51,7 +51,7 @@ def init_app(app: Flask) -> None:
     finally:
         con.close()
     app.extensions["video_enqueue"] = app.extensions["mixer_jobs"].local_task(
-        f"video_{id(app)}", functools.partial(_render_job, app))
+        f"video_{id(app)}", functools.partial(_render_job, app), lane="video")
 
 
 def _file(app: Flask, job: str) -> Path:

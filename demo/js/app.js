@@ -341,6 +341,13 @@ function rankedAll(tl) {
 }
 
 async function reloadFeatures() {
+  if (state.live) {
+    try {
+      await switchLiveEncoder();
+    } catch (e) {
+      $('live-status').textContent = `live input: ${e.message}`;
+    }
+  }
   try {
     setStatus('computing features…');
     await loadFeatures();
@@ -479,13 +486,16 @@ function renderScene(t, dt) {
 
 // ------------------------------------------------------------------------------ live input
 // The run and mapping chosen under Features, exported to ONNX by the server once, run here.
+function liveOptions() {
+  return { run: $('run').value, layer: $('layer').value, method: $('method').value,
+    scaling: $('scaling').value, per: $('per').value };
+}
+
 async function startLive(kind) {
   stopLive();
   if (player.playing) { player.pause(); $('play').textContent = '▶ play'; }
-  const opts = { run: $('run').value, layer: $('layer').value, method: $('method').value,
-    scaling: $('scaling').value, per: $('per').value };
   $('live-status').textContent = 'loading the encoder…';
-  const spec = await api(`/api/onnx/frontend.json?${query(opts)}`);
+  const spec = await api(`/api/onnx/frontend.json?${query(liveOptions())}`);
   const encoder = await OnnxEncoder.load(spec);
   $('live-status').textContent = kind === 'tab' ? 'pick a tab to listen to…' : 'waiting for the microphone…';
   const live = await LiveInput.start(kind, spec, encoder);
@@ -496,6 +506,21 @@ async function startLive(kind) {
   if (!state.timeline) state.perm = Array.from({ length: N }, (_, k) => k);
   buildPool();
   buildEditor();
+  ewma.reset();
+  setStatus(`live: ${spec.run} ${spec.layer} ${spec.method} in the browser (${spec.mode}, ${spec.sr} Hz)`);
+}
+
+// The run, layer or mapping changed while listening (by hand, or a visualization that
+// prefers another model): the same capture goes on through the new choice's encoder.
+async function switchLiveEncoder() {
+  const old = state.live;
+  const spec = await api(`/api/onnx/frontend.json?${query(liveOptions())}`);
+  if (JSON.stringify(spec) === JSON.stringify(old.spec)) return;      // nothing changed
+  $('live-status').textContent = 'loading the encoder…';
+  const encoder = await OnnxEncoder.load(spec);
+  if (state.live !== old) return;                    // stopped or switched meanwhile
+  state.live = await old.switchTo(spec, encoder);
+  state.liveEncoder = encoder;
   ewma.reset();
   setStatus(`live: ${spec.run} ${spec.layer} ${spec.method} in the browser (${spec.mode}, ${spec.sr} Hz)`);
 }
@@ -752,19 +777,22 @@ async function init() {
 // Test and debugging hook: what is on screen now.
 window.__playground = {
   state, player,
+  vizIds: VISUALIZATIONS.map((v) => v.id),
   sample: () => ({ t: player.currentTime(), playing: player.playing, raw: Array.from(raw),
                    values: Array.from(paramValues), perm: state.perm.slice(),
                    frames: state.frames, viz: state.vizClass && state.vizClass.id,
                    timeline: !!state.timeline, motionRate: state.motionRate,
                    scenes: state.scenes, blends: state.blends,
                    blend: state.blend ? state.blend.amount : null,
+                   blendFrom: state.blend ? state.blend.fromClass.id : null,
                    pool: state.pool.map((p) => `${p.kind}:${p.name}`),
                    poolRaw: Array.from(poolRaw.subarray(0, state.pool.length)) }),
   live: () => state.live && { segments: state.live.segments, dropped: state.live.dropped,
     latency: state.live.latency, level: state.live.level, values: Array.from(state.live.values),
     bpm: state.live.beats.bpm, beats: Array.from(state.live.sources().beats),
     dsp: Array.from(state.live.dspValues),
-    msPerSegment: state.live.encoder.msPerSegment(), mode: state.live.spec.mode },
+    msPerSegment: state.live.encoder.msPerSegment(), mode: state.live.spec.mode,
+    run: state.live.spec.run },
   // The in-browser pipeline (front end + ONNX) on given samples at the run's rate, segments
   // every `hop` frames (MFCC) or samples (spectrum): what live input computes, for the tests.
   async encodeSamples(samples, hop, opts) {

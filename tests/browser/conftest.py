@@ -72,3 +72,17 @@ def artifacts() -> Path:
     """Where browser tests leave their screenshots (``test-artifacts/``)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def server(sample_set, playground_models, tmp_path_factory, make_app, serve):
+    """The playground on the sample set with its trained models, one per test module (the
+    mixer and crossfade pages' modules define their own, without models)."""
+    with serve(make_app(tmp_path_factory.mktemp("data"), sample_set, playground_models)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def song(sample_set) -> Path:
+    """The sample set's first song."""
+    return sorted((sample_set / "fma_small").rglob("*.mp3"))[0]

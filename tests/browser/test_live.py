@@ -13,17 +13,6 @@ from deepaudio.mapping.encode import get_run
 from deepaudio.mapping.mappings import get_mapping
 
 
-@pytest.fixture(scope="module")
-def server(sample_set, playground_models, tmp_path_factory, make_app, serve):
-    with serve(make_app(tmp_path_factory.mktemp("data"), sample_set, playground_models)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def song(sample_set):
-    return sorted((sample_set / "fma_small").rglob("*.mp3"))[0]
-
-
 def server_values(run_dir, song, seconds: float, hop: int) -> np.ndarray:
     """What the server's timeline is made of: the mapped values of each segment."""
     run = get_run(run_dir)

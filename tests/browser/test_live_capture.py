@@ -14,17 +14,6 @@ from PIL import Image
 from deepaudio.core.audio import load_audio
 
 
-@pytest.fixture(scope="module")
-def server(sample_set, playground_models, tmp_path_factory, make_app, serve):
-    with serve(make_app(tmp_path_factory.mktemp("data"), sample_set, playground_models)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def song(sample_set):
-    return sorted((sample_set / "fma_small").rglob("*.mp3"))[0]
-
-
 def test_microphone_drives_the_visuals(chromium, recording_page, server, song, tmp_path, artifacts):
     y, sr = load_audio(song, sr=44100, mono=True)
     wav = tmp_path / "mic.wav"
@@ -57,6 +46,12 @@ def test_microphone_drives_the_visuals(chromium, recording_page, server, song, t
         page.wait_for_function("t => window.__playground.state.lastT > t + 0.3", arg=t)
         assert np.abs(a - png()).mean() > 0.05
         page.locator(".stage").screenshot(path=str(artifacts / "live-microphone.png"))
+        # another model while listening: the same capture goes through its encoder
+        page.select_option("#run", "sample/spectrum_ae")
+        page.wait_for_function("() => { const l = window.__playground.live();"
+                               " return l && l.run === 'sample/spectrum_ae' && l.segments >= 4; }",
+                               timeout=60000)
+        assert page.evaluate("() => window.__playground.live().mode") == "spectrum"
         # back to the file: the live input stops
         page.select_option("#input", "song")
         page.wait_for_function("() => window.__playground.live() === null")

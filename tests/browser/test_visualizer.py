@@ -14,12 +14,6 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture(scope="module")
-def server(sample_set, playground_models, tmp_path_factory, make_app, serve):
-    with serve(make_app(tmp_path_factory.mktemp("data"), sample_set, playground_models)) as url:
-        yield url
-
-
 @pytest.fixture
 def page(browser, recording_page):
     # no HTTP-error recording: the upload test gets a 400 on purpose
@@ -343,7 +337,12 @@ def test_scenes_blend_on_downbeats(page, server, artifacts):
         return mid; }""", timeout=30000)
     page.locator("#canvas").screenshot(path=str(artifacts / "visualizer-blend.png"))
     s = sample(page)
-    assert s["viz"] == "spheres" and s["blends"] == 1 and 0.25 < s["blend"] < 0.9
+    # the first blend, bars into spheres (or, on a machine too busy to draw a frame in the
+    # middle of it, a later one: each goes from one scene into the next)
+    order = page.evaluate("() => window.__playground.vizIds")
+    assert s["blends"] >= 1 and 0.25 < s["blend"] < 0.9
+    assert order.index(s["viz"]) == (order.index(s["blendFrom"]) + 1) % len(order)
+    assert s["blends"] > 1 or (s["blendFrom"], s["viz"]) == ("bars", "spheres")
     page.evaluate("() => window.__playground.player.play()")
     page.wait_for_function("() => window.__playground.sample().blend === null", timeout=20000)
     assert bpm and sample(page)["viz"] != "bars"

@@ -54,6 +54,49 @@ def test_each_users_first_job_runs_before_anyones_second(tmp_path):
     assert con.execute("SELECT COUNT(*) FROM mixer_jobs").fetchone()[0] == 6   # none stored
 
 
+def test_a_lane_runs_its_jobs_one_at_a_time_beside_the_others(tmp_path):
+    """A music video renders in the "video" lane: while one holds the lane (and the next
+    waits behind it), the web node's other jobs still run, on both runners' threads."""
+    data = tmp_path / "data"
+    data.mkdir()
+    queue = JobQueue(data / "playground.sqlite", data / "mixer", workers=1)
+    try:
+        release, ran = threading.Event(), []
+        lock = threading.Lock()
+        running = [0, 0]                                  # now, most at once
+
+        def video(payload):
+            with lock:
+                running[0] += 1
+                running[1] = max(running)
+            release.wait(60)
+            with lock:
+                running[0] -= 1
+            ran.append(payload["id"])
+
+        render = queue.local_task("test_video", video, lane="video")
+        other = queue.local_task("test_other", lambda payload: ran.append(payload["id"]))
+        render({"id": "v1"})
+        render({"id": "v2"})
+        deadline = time.monotonic() + 30
+        while running[0] == 0:
+            assert time.monotonic() < deadline, "the render did not start"
+            time.sleep(0.02)
+        other({"id": "crossfade"})
+        while "crossfade" not in ran:
+            assert time.monotonic() < deadline, "a render held up the other jobs"
+            time.sleep(0.02)
+        assert ran == ["crossfade"]
+        release.set()
+        while len(ran) < 3:
+            assert time.monotonic() < deadline, "the second render did not run"
+            time.sleep(0.02)
+        assert ran == ["crossfade", "v1", "v2"] and running[1] == 1
+    finally:
+        release.set()
+        queue.stop()
+
+
 def test_the_limit_answers_429_and_frees_as_jobs_end(sample_set, tmp_path, make_app,
                                                     monkeypatch):
     started, release = threading.Semaphore(0), threading.Event()

@@ -168,11 +168,30 @@ export class LiveInput {
     }
   }
 
-  stop() {
-    for (const t of this.stream.getTracks()) t.stop();
+  // The same capture through another run's front end and encoder (the Features controls
+  // changed while listening): a new context at that run's rate, and no new permission prompt
+  // or tab picker. This input stops; the returned one takes over.
+  async switchTo(spec, encoder) {
+    const next = new LiveInput(this.stream, spec, encoder);
+    this.release();
+    try {
+      await next.connect();
+    } catch (e) {
+      next.stop();
+      throw e;
+    }
+    return next;
+  }
+
+  release() {
     if (this.node) this.node.port.onmessage = null;
     if (this.ctx) this.ctx.close();
     this.ctx = null;
+  }
+
+  stop() {
+    for (const t of this.stream.getTracks()) t.stop();
+    this.release();
   }
 }
 
