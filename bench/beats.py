@@ -5,9 +5,10 @@ in rock, house, hip-hop (swung), ballad, funk, waltz, folk, jig and blues styles
 bpm, in 4/4, 3/4 and 6/8, rendered by FluidSynth, with beat and bar times from the MIDI. For
 each piece, ``deepaudio.core.beats.analyse_beats`` (ours) and ``librosa.beat.beat_track``
 (the baseline, in the same run) are scored with mir_eval's F-measure (+-70 ms), CMLt and AMLt
-(continuity, the latter allowing double/half tempo and off-beat); ours also with the downbeat
-F-measure (librosa has no downbeats), and the median distance (ms) of the beats found to the
-true ones. mir_eval's convention: the first 5 s are not scored.
+(continuity, the latter allowing double/half tempo and off-beat); ours also with the metre
+found (beats per bar) and the downbeat F-measure (librosa has no downbeats), and the median
+distance (ms) of the beats found to the true ones. mir_eval's convention: the first 5 s are
+not scored.
 Prints the table and the means; asserts nothing.
 
     python bench/beats.py [--seconds 30] [--out /tmp/deepaudio-beatset]
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 from deepaudio.core.audio import load_audio
-from deepaudio.core.beats import BEATS_PER_BAR, analyse_beats
+from deepaudio.core.beats import analyse_beats
 from deepaudio.data.beatset import load_truth, write_beat_set
 
 
@@ -48,7 +49,8 @@ def main() -> int:
     print(f"{len(wavs)} pieces of {args.seconds:g} s rendered by FluidSynth in "
           f"{time.perf_counter() - t0:.1f} s ({args.out})")
     head = (f"{'piece':<18}{'metre':>6}{'bpm':>5} | {'ours F':>7}{'CMLt':>6}{'AMLt':>6}"
-            f"{'ms':>5}{'down F':>8} | {'librosa F':>10}{'CMLt':>6}{'AMLt':>6}{'ms':>5}")
+            f"{'ms':>5}{'bar':>4}{'down F':>8} | {'librosa F':>10}{'CMLt':>6}{'AMLt':>6}"
+            f"{'ms':>5}")
     print(head)
     rows = []
     for wav in wavs:
@@ -57,7 +59,7 @@ def main() -> int:
         y, sr = load_audio(wav, mono=True)
         grid = analyse_beats(y, sr)
         ours = scores(ref, grid.times)
-        down = grid.times[grid.downbeat_phase::BEATS_PER_BAR]
+        down = grid.downbeats
         ref_down = np.asarray(truth["downbeats"])
         down_f = mir_eval.beat.f_measure(mir_eval.beat.trim_beats(ref_down),
                                          mir_eval.beat.trim_beats(down))
@@ -65,7 +67,8 @@ def main() -> int:
         theirs = scores(ref, np.asarray(lb))
         rows.append((ours, down_f, theirs, truth["metre"]))
         print(f"{wav.stem:<18}{truth['metre']:>6}{truth['bpm']:>5.0f} | {ours['F']:>7.3f}"
-              f"{ours['CMLt']:>6.3f}{ours['AMLt']:>6.3f}{ours['ms']:>5.1f}{down_f:>8.3f} | "
+              f"{ours['CMLt']:>6.3f}{ours['AMLt']:>6.3f}{ours['ms']:>5.1f}"
+              f"{grid.beats_per_bar:>4}{down_f:>8.3f} | "
               f"{theirs['F']:>10.3f}{theirs['CMLt']:>6.3f}{theirs['AMLt']:>6.3f}"
               f"{theirs['ms']:>5.1f}")
 
@@ -74,7 +77,8 @@ def main() -> int:
         m = {k: np.mean([r[0][k] for r in sel]) for k in ("F", "CMLt", "AMLt", "ms")}
         t = {k: np.mean([r[2][k] for r in sel]) for k in ("F", "CMLt", "AMLt", "ms")}
         d = np.mean([r[1] for r in sel])
-        return (f"{m['F']:>7.3f}{m['CMLt']:>6.3f}{m['AMLt']:>6.3f}{m['ms']:>5.1f}{d:>8.3f} | "
+        return (f"{m['F']:>7.3f}{m['CMLt']:>6.3f}{m['AMLt']:>6.3f}{m['ms']:>5.1f}{'':>4}"
+                f"{d:>8.3f} | "
                 f"{t['F']:>10.3f}{t['CMLt']:>6.3f}{t['AMLt']:>6.3f}{t['ms']:>5.1f}")
 
     print(f"{'mean, all':<29} | {mean(('4/4', '3/4', '6/8'))}")

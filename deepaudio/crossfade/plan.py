@@ -75,6 +75,7 @@ def bar_novelty(grid: BeatGrid) -> np.ndarray:
 def phrase_bars(grid: BeatGrid, phrase_beats: int = PHRASE_BEATS) -> tuple[np.ndarray, int]:
     """Bar indices (into ``grid.downbeats``) where phrases of ``phrase_beats`` start, and the
     phase: the bar offset (mod phrase length) whose bars change the most (:func:`bar_novelty`).
+    A phrase is counted in bars (``phrase_beats`` / 4: four bars by default) in any metre.
     """
     per = max(1, phrase_beats // BEATS_PER_BAR)
     nov = bar_novelty(grid)
@@ -103,9 +104,10 @@ def candidate_plans(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: 
     base: dict[str, tp.Any] = {
         "tempo_a": round(a.tempo, 3), "tempo_b": round(b.tempo, 3), "octave_factor": factor,
         "beats": beats, "downbeat_phase_a": a.downbeat_phase,
-        "downbeat_phase_b": b_adj.downbeat_phase,
+        "downbeat_phase_b": b_adj.downbeat_phase, "beats_per_bar_a": a.beats_per_bar,
+        "beats_per_bar_b": b_adj.beats_per_bar,
         "b_first_downbeat_s": float(b_adj.times[b_adj.downbeat_phase])}
-    downs = np.arange(a.downbeat_phase, len(a.times), BEATS_PER_BAR)
+    downs = np.arange(a.downbeat_phase, len(a.times), a.beats_per_bar)
     fits = [int(i) for i in downs if _beat_time(a, float(i + beats)) <= a_duration + 1e-6]
     if not fits:
         raise ToolkitError(f"the first song has no downbeat followed by {beats} beats of music")
@@ -120,7 +122,7 @@ def candidate_plans(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: 
                  "overlap_s": cut_seconds, "a_beat": latest, "a_phrase": False,
                  "b_bar": 0, "overlap_beat_times_s": None}]
     bars_a, _ = phrase_bars(a, phrase_beats)
-    phrase_beats_a = {int(a.downbeat_phase + BEATS_PER_BAR * k) for k in bars_a}
+    phrase_beats_a = {int(a.downbeat_phase + a.beats_per_bar * k) for k in bars_a}
     a_starts = sorted({i for i in fits if i in phrase_beats_a}, reverse=True)[:max_a - 1]
     a_starts = sorted(set(a_starts) | {latest})
     bars_b, _ = phrase_bars(b_adj, phrase_beats)
@@ -130,7 +132,7 @@ def candidate_plans(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: 
         times = [_beat_time(a, i + k) for k in range(beats + 1)]
         overlap = times[-1] - times[0]
         for bar in b_bars[:max_b]:
-            j = b_adj.downbeat_phase + BEATS_PER_BAR * bar
+            j = b_adj.downbeat_phase + b_adj.beats_per_bar * bar
             if j >= len(b_adj.times):
                 break
             b_down = float(b_adj.times[j])

@@ -100,8 +100,8 @@ def beat_timeline(y: np.ndarray, sr: int, *, fps: float = 30.0) -> FeatureTimeli
     beats = _extend(grid.times, period, t[0], t[-1])
     downs = grid.downbeats
     if len(downs) < 2:
-        downs = grid.times[::4]
-    bars = _extend(downs, 4 * period, t[0], t[-1])
+        downs = grid.times[::grid.beats_per_bar]
+    bars = _extend(downs, grid.beats_per_bar * period, t[0], t[-1])
     beat_phase, beat_age = _phase_and_age(t, beats)
     bar_phase, bar_age = _phase_and_age(t, bars)
     lo, hi = TEMPO_RANGE
@@ -115,6 +115,7 @@ def beat_timeline(y: np.ndarray, sr: int, *, fps: float = 30.0) -> FeatureTimeli
                                  "beats": int(len(grid.times)),
                                  "beat_times": np.round(grid.times, 4).tolist(),
                                  "downbeat_times": np.round(grid.downbeats, 4).tolist(),
+                                 "beats_per_bar": grid.beats_per_bar,
                                  "reason": None, "duration": duration})
 
 
