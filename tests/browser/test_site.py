@@ -111,7 +111,7 @@ def test_an_upload_is_decoded_and_encoded_in_the_browser(page, site, sample_set)
     err = np.abs(got[:n] - want[:n])
     assert np.median(err) < 0.005 and err.max() < 0.05, (np.median(err), err.max())
     src = page.evaluate("() => window.__playground.state.sources")
-    assert src["beats"] is None and "server" in src["beats_reason"]
+    assert src["beats"]["names"][0] == "tempo" and len(src["beats"]["frames"]) == len(got)
     stored = json.loads((folder / "data/sources" / f"{tracks[0]['id']}.json").read_text())
     dsp, want_dsp = np.asarray(src["dsp"]["frames"]), np.asarray(stored["dsp"]["frames"])
     n = min(len(dsp), len(want_dsp))
@@ -132,4 +132,26 @@ def test_an_upload_is_decoded_and_encoded_in_the_browser(page, site, sample_set)
     page.wait_for_function("() => document.getElementById('status').textContent"
                            ".includes('limit is 0.2 minutes')", timeout=30000)
     assert page.locator("#track-list li").count() == 5
+    assert page.errors == []
+
+
+def test_an_upload_gets_its_beat_grid_in_the_browser(page, site, click_track):
+    """The live beat tracker runs over an upload: a 120 bpm click track gets its tempo, beats
+    on the clicks after the tracker's first 4 s, and downbeats every four beats."""
+    folder, url = site
+    wav = folder.parent / "clicks.wav"
+    sf.write(wav, click_track(120, 11.0), 22050)
+    page.goto(url + "?assign=deterministic&smoothing=0")
+    page.wait_for_selector("#track-list li")
+    page.set_input_files("#upload", str(wav))
+    page.wait_for_function("() => { const s = window.__playground.state;"
+                           " return s.track && s.track.source === 'upload' && s.sources; }",
+                           timeout=120000)
+    beats = page.evaluate("() => window.__playground.state.sources.beats")
+    assert beats["bpm"] == pytest.approx(120, rel=0.02) and beats["reason"] is None
+    got = np.asarray(beats["beat_times"])
+    assert len(got) >= 10 and got[0] < 6.0
+    assert np.abs((got + 0.25) % 0.5 - 0.25).max() < 0.05          # on the clicks (every 0.5 s)
+    assert np.allclose(np.diff(beats["downbeat_times"]), 2.0, atol=0.05)
+    assert f"{beats['bpm']:.1f} bpm" in page.inner_text("#sources-info")
     assert page.errors == []

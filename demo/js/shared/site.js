@@ -3,13 +3,14 @@
 // page's /api calls from the site's files (the playground's own answers, stored by
 // deepaudio/web/site.py) and, for the user's uploads, in the browser: the browser decodes the
 // file, the JS front end and the ONNX encoder compute the learned features (as live input
-// does) and dsp.js the DSP bands. Separation, crossfades, training, MP4 rendering and the beat
-// grid of an upload need the server: those calls answer an error that says so, and the
-// controls behind them are disabled with a note.
+// does), dsp.js the DSP bands and the live beat tracker (beats.js, run over the whole file)
+// its beat grid. Separation, crossfades, training and MP4 rendering need the server: those
+// calls answer an error that says so, and the controls behind them are disabled with a note.
 import { serveLocally } from './api.js';
 import { setStatus } from './dom.js';
 import { OnnxEncoder } from '../live/encoder.js';
 import { dspTimeline } from '../live/dsp.js';
+import { BEAT_NAMES, OnlineBeats } from '../live/beats.js';
 
 const meta = document.querySelector('meta[name="deepaudio-site"]');
 export const STATIC_SITE = !!meta;
@@ -164,12 +165,48 @@ async function uploadFeatures(up, run, entry, fps) {
   return up.cache[key];
 }
 
+// An upload's beat grid, as the server's beat source: the live beat tracker run over the
+// decoded song, read at every frame. It is causal, so the grid starts after its first 4 s of
+// sound and follows tempo changes late; beat and downbeat times are where the phases wrap.
+export function beatTimeline(y, sr, fps) {
+  const tracker = new OnlineBeats(sr);
+  const n = Math.floor((y.length / sr) * fps + 1e-9) + 1;
+  const frames = [];
+  const beatTimes = [];
+  const downbeatTimes = [];
+  const v = new Float32Array(BEAT_NAMES.length);
+  let pushed = 0;
+  let last = null;
+  let bpm = null;
+  for (let k = 0; k < n; k++) {
+    const t = k / fps;
+    const until = Math.min(y.length, Math.round(t * sr));
+    if (until > pushed) {
+      tracker.push(y.subarray(pushed, until), (until - 1) / sr);
+      pushed = until;
+    }
+    tracker.values(t, v);
+    frames.push(Array.from(v, (x) => Math.round(x * 1e4) / 1e4));
+    if (tracker.bpm) {
+      bpm = tracker.bpm;
+      if (last && v[1] < last[1] - 0.5) beatTimes.push(t);
+      if (last && v[3] < last[3] - 0.5) downbeatTimes.push(t);
+      last = Float32Array.from(v);
+    } else {
+      last = null;
+    }
+  }
+  return { fps, start: 0, names: BEAT_NAMES.slice(), frames, source: 'beats',
+    bpm: bpm && Math.round(bpm * 100) / 100, beats: beatTimes.length, beat_times: beatTimes,
+    downbeat_times: downbeatTimes, beats_per_bar: 4, duration: y.length / sr,
+    reason: bpm ? null : 'no steady beat found (the live tracker, run over the upload)' };
+}
+
 async function uploadSources(up, fps) {
   const key = `sources:${fps}`;
   if (!up.cache[key]) {
     up.cache[key] = monoAt(up, SOURCES_SR).then((y) => ({
-      track: up.track.id, fps, beats: null,
-      beats_reason: `the beat grid of an upload ${SERVER}`,
+      track: up.track.id, fps, beats: beatTimeline(y, SOURCES_SR, fps),
       dsp: dspTimeline(y, SOURCES_SR, fps), stems: null,
       stems_reason: `stems ${SERVER}` }));
   }
@@ -291,8 +328,8 @@ function markServerOnly() {
     note.hidden = false;
     site().then((s) => {
       note.textContent = `Static site: ${s.tracks} sample tracks with their features precomputed; `
-        + 'your uploads and live input are encoded in this browser (ONNX). '
-        + `${capitalised(s.server_only.join(', '))} and the beat grid of uploads need the `
+        + 'your uploads and live input are encoded in this browser (ONNX), their beat grid '
+        + `found by the live beat tracker. ${capitalised(s.server_only.join(', '))} need the `
         + 'playground server.';
     }).catch(() => {});
   }
