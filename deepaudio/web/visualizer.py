@@ -241,17 +241,22 @@ def genres(track_id: str):
     return jsonify(track=track_id, run=run_id, probabilities=probs, top=top)
 
 
+SOURCES_VERSION = 2     # raise when a source changes (2: the beat grid's metre), so stored
+                        # answers of the old trackers are not served again
+
+
 @bp.get("/tracks/<track_id>/sources")
 def sources(track_id: str):
     """The beat-grid and DSP-baseline sources of a track and, when this user has separated it
     with the stem mixer, its stem source (:mod:`deepaudio.mapping.sources`), at ``fps``;
-    computed once per
-    track, fps and separation, and kept in the timelines' memory cache."""
+    computed once per track, fps, separation and ``SOURCES_VERSION``, and kept in the
+    timelines' memory cache and, compressed, in their SQLite table (so a restarted server
+    does not track the beats again; pruned with the timelines, removed with the track)."""
     track_row(track_id)
     fps = arg("fps", float, 30.0, lo=1, hi=120)
     stems = track_stems(track_id)
     cache: TimelineCache = current_app.extensions["timelines"]
-    key = "sources:" + json.dumps({"t": track_id, "fps": fps,
+    key = "sources:" + json.dumps({"t": track_id, "fps": fps, "v": SOURCES_VERSION,
                                    "stems": stems[1] if stems else None}, sort_keys=True)
     body = cache.memory.get(key)
     hit = body is not None
@@ -259,6 +264,14 @@ def sources(track_id: str):
         with cache.locks.hold(key):
             body = cache.memory.get(key)
             hit = body is not None
+            if body is None:
+                row = db().execute("SELECT frames FROM timelines WHERE key = ?",
+                                   (key,)).fetchone()
+                if row is not None:
+                    db().execute("UPDATE timelines SET created = ? WHERE key = ?",
+                                 (time.time(), key))
+                    body, hit = zlib.decompress(row["frames"]), True
+                    cache.memory.put(key, body, len(body))
             if body is None:
                 # mono at 22.05 kHz: what the beat tracker analyses anyway (a 20-minute
                 # upload is 106 MB so, not 423 MB of float stereo at 44.1 kHz)
@@ -278,6 +291,12 @@ def sources(track_id: str):
                     except ToolkitError as e:       # a stem set with none of the four
                         out["stems_reason"] = str(e)
                 body = json.dumps(out, separators=(",", ":")).encode()
+                with db() as con:
+                    con.execute("INSERT OR REPLACE INTO timelines (key, track_id, run, meta, "
+                                "frames, shape, created) VALUES (?, ?, 'sources', '{}', ?, "
+                                "'[]', ?)", (key, track_id, zlib.compress(body, 6), time.time()))
+                prune_timelines(db(), int(current_app.config["TIMELINE_CACHE_BYTES"]),
+                                keep=key)
                 cache.memory.put(key, body, len(body))
     resp = Response(body, mimetype="application/json")
     resp.headers["X-Cache"] = "hit" if hit else "miss"

@@ -167,6 +167,11 @@ def test_sources_give_the_beat_grid_and_this_users_stems(app, first_track, separ
     assert len(j["beats"]["frames"]) == int(6.0 * 20) + 1
     assert j["stems"] is None and "stem mixer" in j["stems_reason"]
     assert mine.get(url).headers["X-Cache"] == "hit"
+    # stored too: after a restart (an empty memory cache) the same answer, not computed again
+    from deepaudio.core.cache import MemoryLRU
+    app.extensions["timelines"].memory = MemoryLRU(2**20)
+    again = mine.get(url)
+    assert again.headers["X-Cache"] == "hit" and again.json == j
     separate(mine, first_track["id"])
     r = mine.get(url)
     assert r.headers["X-Cache"] == "miss"           # another separation: another answer
