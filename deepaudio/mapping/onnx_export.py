@@ -29,6 +29,7 @@ from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes, atomic_write_json
 from deepaudio.mapping.encode import get_run
 from deepaudio.mapping.mappings import Mapping, get_mapping, mapping_path
+from deepaudio.networks.tracing import TRACING
 
 FORMAT = "deepaudio-onnx/1"
 OPSET = 18
@@ -159,7 +160,7 @@ def export_onnx(run_dir: str | os.PathLike, *, method: str = "pca", layer: str |
     module = MappedEncoder(run.model, layer, run.scaler, mapping)
     example = torch.zeros((2, *run.info["input_shape"]), dtype=torch.float32)
     out.mkdir(parents=True, exist_ok=True)
-    with run.lock, warnings.catch_warnings():
+    with run.lock, TRACING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(

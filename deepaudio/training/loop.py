@@ -15,6 +15,8 @@ import typing as tp
 import torch
 import torch.distributed as dist
 
+from deepaudio.networks.tracing import TRACING
+
 
 def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -39,12 +41,13 @@ def run_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     losses: list[float] = []
     seen = 0
     for batch in batches:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(*batch)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        with TRACING:           # not while another thread exports a graph (networks.tracing)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(*batch)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
         value = loss.item()
         losses.append(value)
         seen += len(batch[0])

@@ -31,8 +31,8 @@ def list_runs(models_dir: str | os.PathLike, user: str | None = None) -> list[di
     if not root.is_dir():
         return out
     mine = root / USER_RUNS / user_key(user) if user else None
-    for cfg_path in sorted(root.rglob("config.json")):
-        run = cfg_path.parent
+    for run in _run_folders(root):
+        cfg_path = run / "config.json"
         if run.is_relative_to(root / USER_RUNS) and (mine is None or not run.is_relative_to(
                 mine)):
             continue
@@ -50,6 +50,18 @@ def list_runs(models_dir: str | os.PathLike, user: str | None = None) -> list[di
         out.append({"id": run.relative_to(root).as_posix(), "path": run, "kind": kind,
                     "model": cfg.get("model"), "name": cfg.get("name"), "mode": mode})
     return out
+
+
+def _run_folders(root: Path) -> list[Path]:
+    """Folders below ``root`` holding a config.json, sorted. A training job creates and removes
+    its work folder meanwhile: a folder that vanishes during the walk is skipped (os.walk
+    ignores it) instead of failing the listing, as ``rglob`` did."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        if "config.json" in files:
+            found.append(Path(folder))
+    return sorted(found, key=lambda run: run / "config.json")    # rglob's order, as before
 
 
 def run_dir(app: Flask, run_id: str) -> Path:

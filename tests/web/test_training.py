@@ -95,3 +95,26 @@ def test_unknown_job_ids_are_404s(app):
     c = app.test_client()
     for job in ("0123456789abcdef", "../../etc", "x" * 100):
         assert c.get(f"/api/training/{job}").status_code == 404
+
+
+def test_runs_are_listed_while_a_training_job_removes_its_work_folder(tmp_path, monkeypatch):
+    """A work folder that vanishes while the runs are listed (a training job ending in another
+    thread) is skipped, not a 500; the order stays rglob's (nested runs before their parent's
+    later siblings)."""
+    import os
+
+    from deepaudio.web.runs import _run_folders, list_runs
+    for rel in ("a", "a/b", "a-b", "users/x/work"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "config.json").write_text("{}")
+    assert _run_folders(tmp_path) == [p.parent for p in sorted(tmp_path.rglob("config.json"))]
+    scandir = os.scandir
+
+    def vanishing(path="."):
+        if str(path).endswith("users/x"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert tmp_path / "users/x/work" not in _run_folders(tmp_path)
+    assert list_runs(tmp_path) == []            # none has weights; and no error
