@@ -275,7 +275,7 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
 
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             buf = np.zeros((channels, 0), np.float32)    # audio from (start - head)
-            start = head = 0                              # chunk start; context kept before it
+            head = 0                                      # context kept before the chunk
             ended = False
             it = iter(blocks)
             while not ended:
@@ -298,7 +298,6 @@ def write_mp3(path: Path, blocks: tp.Iterable[np.ndarray], sr: int, channels: in
                     mux(pending.popleft())
                 if last:
                     break
-                start += chunk
                 keep = head + chunk - margin
                 buf, head = buf[:, keep:], margin
             while pending:
