@@ -1,7 +1,7 @@
 """LAME's C API through ctypes: the encoder behind the MP3 writer (:func:`._pyav.write_mp3`).
 
 Why not FFmpeg's libmp3lame through PyAV, as before: the LAME inside PyAV's wheel is built
-without optimisation and encodes 2.7x slower per core than the same LAME 3.100 inside
+without optimisation and encodes 2.6-2.7x slower per core than the same LAME 3.100 inside
 lameenc's wheel (frames that decode to the same samples; ``bench/decode.py``). lameenc's Python API
 has no switch for the two settings the parallel writer needs (no bit reservoir, no Xing frame
 per run), so this module calls the LAME library its extension module carries, whose
