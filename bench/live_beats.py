@@ -1,6 +1,6 @@
 """The live beat grid and DSP bands (demo/js/live/beats.js, dsp.js) against the server's beat
 tracker: on the sample songs, the tempo the online tracker holds at the end of each song
-against the tempo of the toolkit's offline tracker (deepaudio.core.beats, the baseline,
+against the tempo of the toolkit's offline tracker (deepaudio.analysis.beats, the baseline,
 measured in the same run), and what each costs per second of sound. The songs are spread
 evenly over the sorted list.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepaudio.analysis.beats import analyse_beats
 from deepaudio.core.audio import load_audio
-from deepaudio.core.beats import analyse_beats
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 22050

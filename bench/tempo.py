@@ -1,8 +1,8 @@
 """Tempo accuracy of the crossfade's beat tracker on the sample set, against the drawn tempo.
 
 The sample generator draws every track's tempo, so the truth is known. For each sample track
-``deepaudio.core.beats.analyse_beats`` runs on the whole 30 s clip, and its tempo is compared with
-the drawn one:
+``deepaudio.analysis.beats.analyse_beats`` runs on the whole 30 s clip, and its tempo is compared
+with the drawn one:
 
   * right      within 4 %
   * octave     twice or half the tempo, within 4 % (the beat-synced crossfade undoes these
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepaudio.analysis.beats import analyse_beats
 from deepaudio.core.audio import load_audio
-from deepaudio.core.beats import analyse_beats
 from deepaudio.core.errors import ToolkitError
 from deepaudio.data.fma import fma_audio_path
 from deepaudio.data.samples import render_track

@@ -7,6 +7,7 @@
     python data_processor.py process -c CONFIG --shard 0/4     # on a cluster, one per array task
     python data_processor.py merge -c CONFIG                   # after every shard has finished
     python data_processor.py info datasets/processed/sample/mfcc_ae_sample.h5
+    python data_processor.py beat-corpus --split train --out datasets/beats --shards 24
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import os
 from deepaudio.core.config import load_config
 from deepaudio.core.datasets import dataset_summary
 from deepaudio.core.download import OFFLINE_ENV
-from deepaudio.core.errors import user_errors_exit_2
+from deepaudio.core.errors import ToolkitError, user_errors_exit_2
+from deepaudio.data.beatcorpus import SPLITS as BEAT_SPLITS
+from deepaudio.data.beatcorpus import write_corpus
 from deepaudio.data.config import DatasetConfig
 from deepaudio.data.corpus import PACKAGES as CORPUS_PACKAGES
 from deepaudio.data.corpus import build_corpus
@@ -65,7 +68,29 @@ def get_parser() -> argparse.ArgumentParser:
     m.add_argument("-c", "--config", required=True)
     i = sub.add_parser("info", help="summarise a processed dataset")
     i.add_argument("h5")
+    b = sub.add_parser("beat-corpus", help="generated music with exact beats and downbeats "
+                       "(MIDI through FluidSynth's soundfonts, the sample synthesis, "
+                       "augmented) for the learned beat tracker; resumable, sharded")
+    b.add_argument("--split", choices=sorted(BEAT_SPLITS), required=True,
+                   help="train or eval (other seeds and soundfonts: docs/analysis.md)")
+    b.add_argument("--out", default="datasets/beats")
+    b.add_argument("--shards", type=int, default=24, help="shards in the split")
+    b.add_argument("--pieces-per-shard", type=int, default=20)
+    b.add_argument("--seconds", type=float, default=30.0, help="length of each piece")
+    b.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    b.add_argument("--shard", help="I/N: build only shards I, I+N, ... (cluster array jobs)")
+    b.add_argument("--no-augment", action="store_true", help="no augmentation")
     return p
+
+
+def _shard_of(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ToolkitError(f"--shard must be I/N, e.g. 0/4, got {text!r}") from None
+    return i, n
 
 
 @user_errors_exit_2
@@ -101,4 +126,14 @@ def main(argv: list[str] | None = None) -> int:
               f"from {report['shards']} shards")
     elif args.command == "info":
         print(json.dumps(dataset_summary(args.h5), indent=2))
+    elif args.command == "beat-corpus":
+        if args.shards < 1 or args.pieces_per_shard < 1 or not 4 <= args.seconds <= 600:
+            raise ToolkitError("--shards and --pieces-per-shard must be >= 1, --seconds in "
+                               "[4, 600]")
+        paths = write_corpus(args.out, args.split, shards=args.shards,
+                             pieces_per_shard=args.pieces_per_shard, seconds=args.seconds,
+                             workers=args.workers, shard_of=_shard_of(args.shard),
+                             augmentation=not args.no_augment)
+        print(f"{args.out}: {len(paths)} {args.split} shards of {args.pieces_per_shard} "
+              f"pieces ({len(paths) * args.pieces_per_shard * args.seconds / 3600:.1f} h)")
     return 0

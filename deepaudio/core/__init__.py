@@ -6,6 +6,5 @@
 - ``audio``: the one audio loader and saver, block-wise reading and writing;
 - ``gain``, ``loudness``: dB to gain, BS.1770 loudness, true peak, the limiter;
 - ``features``: MFCC segments, spectra, raw frames and stored scalers (model inputs);
-- ``datasets``: reading the processed HDF5 datasets;
-- ``beats``: the beat and downbeat tracker.
+- ``datasets``: reading the processed HDF5 datasets.
 """

@@ -6,12 +6,18 @@ One file per dataset: ``partition_cv``, ``partition_test`` and ``partition_train
 ``segment_positions``, ``track_indices``), a ``scaler`` group with the train-fitted scaler
 parameters, a ``tracks`` group, and attributes ``mode``, ``config`` (JSON), ``genres`` (JSON),
 ``segment_seconds`` and ``hop_seconds``.
+
+The beat corpus (:mod:`deepaudio.data.beatcorpus` writes it) is a folder of shards
+``<split>-00000.h5`` ...: ``mel`` frames of every piece concatenated with their ``offsets``,
+the ``beats`` and ``downbeats`` with theirs, and a ``meta`` JSON list, one entry per piece.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing as tp
 from pathlib import Path
 
 import h5py
@@ -80,3 +86,46 @@ def dataset_summary(h5_path: str | os.PathLike) -> dict:
         return {"mode": f.attrs["mode"], "scaler": f.attrs["scaler"],
                 "genres": json.loads(f.attrs["genres"]), "partitions": parts,
                 "config": json.loads(f.attrs["config"])}
+
+
+def shard_path(out: Path, split: str, shard: int) -> Path:
+    """Where shard ``shard`` of a beat-corpus split lives in the folder ``out``."""
+    return out / f"{split}-{shard:05d}.h5"
+
+
+@dataclasses.dataclass
+class CorpusPiece:
+    mel: np.ndarray               # (frames, n_mels) float16
+    beats: np.ndarray
+    downbeats: np.ndarray
+    meta: dict
+
+
+def read_shards(paths: tp.Iterable[str | os.PathLike]) -> list[CorpusPiece]:
+    """Every piece of the given shard files."""
+    pieces = []
+    for p in paths:
+        try:
+            f = h5py.File(p, "r")
+        except OSError as e:
+            raise ToolkitError(f"{p}: not a readable corpus shard ({e})") from None
+        with f:
+            if "mel" not in f or "offsets" not in f:
+                raise ToolkitError(f"{p}: not a beat corpus shard (no 'mel' frames)")
+            mel, off = f["mel"][:], f["offsets"][:]
+            b, bo = f["beats"][:], f["beats_offsets"][:]
+            d, do = f["downbeats"][:], f["downbeats_offsets"][:]
+            metas = json.loads(f["meta"][()])
+        for k, meta in enumerate(metas):
+            pieces.append(CorpusPiece(mel[off[k]:off[k + 1]], b[bo[k]:bo[k + 1]],
+                                      d[do[k]:do[k + 1]], meta))
+    return pieces
+
+
+def find_shards(folder: str | os.PathLike, split: str) -> list[Path]:
+    paths = sorted(Path(folder).glob(f"{split}-*.h5"))
+    if not paths:
+        raise ToolkitError(f"no {split} shards in {folder}; write them with "
+                           f"'data_processor.py beat-corpus --split {split} --out {folder}'")
+    return paths
+

@@ -20,7 +20,8 @@ import typing as tp
 
 import numpy as np
 
-from deepaudio.core.beats import ANALYSIS_SR, BEATS_PER_BAR, HOP, BeatGrid, analyse_beats
+from deepaudio.analysis.beats import analyse_beats
+from deepaudio.analysis.grid import BEATS_PER_BAR, BeatGrid
 from deepaudio.core.errors import ToolkitError
 
 PHRASE_BEATS = 16              # phrases of 4 bars: transitions start on their first downbeat
@@ -56,14 +57,14 @@ def bar_novelty(grid: BeatGrid) -> np.ndarray:
     """How much each bar (from each downbeat) differs from the one before: the change of its
     mean chroma (1 - cosine) and of its onset strength (|log ratio|), each z-scored; bar 0,
     with nothing before it in the analysed audio, gets 0."""
-    f = np.round((grid.downbeats - grid.start) * ANALYSIS_SR / HOP).astype(int)
-    f = np.clip(f, 0, len(grid.env) - 1)
+    feats = grid.features
+    f = feats.frames(grid.downbeats)
     if len(f) < 3:
         return np.zeros(len(f))
-    ends = np.r_[f[1:], min(len(grid.env), f[-1] + (f[-1] - f[-2]))]
-    chroma = np.stack([grid.chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(f, ends)])
+    ends = np.r_[f[1:], min(len(feats.env), f[-1] + (f[-1] - f[-2]))]
+    chroma = np.stack([feats.chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(f, ends)])
     chroma /= np.linalg.norm(chroma, axis=1, keepdims=True) + 1e-9
-    energy = np.array([grid.env[a:max(b, a + 1)].mean() for a, b in zip(f, ends)]) + 1e-9
+    energy = np.array([feats.env[a:max(b, a + 1)].mean() for a, b in zip(f, ends)]) + 1e-9
     harm = 1 - (chroma[1:] * chroma[:-1]).sum(axis=1)
     dyn = np.abs(np.log(energy[1:] / energy[:-1]))
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepaudio.analysis.beats import estimate_tempo
+from deepaudio.analysis.key import Key, NoKeyError, estimate_key, key_relation
 from deepaudio.core.audio import (
     audio_info,
     load_audio,
@@ -37,11 +39,9 @@ from deepaudio.core.audio import (
     to_channels,
     write_audio_blocks,
 )
-from deepaudio.core.beats import estimate_tempo
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_bytes, atomic_write_json
 from deepaudio.core.gain import db_to_gain
-from deepaudio.core.key import Key, NoKeyError, estimate_key, key_relation
 from deepaudio.crossfade.songs import StemSource, crossfade_songs
 
 SPLICE_SECONDS = 0.03          # the linear crossfade joining a song's stream and a transition

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deepaudio.analysis.key import NoKeyError, compatible_shift, estimate_key, key_relation
 from deepaudio.core.audio import audio_info, load_audio, save_audio, to_channels
 from deepaudio.core.config import ConfigError
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.files import atomic_write_json
 from deepaudio.core.gain import db_to_gain
-from deepaudio.core.key import NoKeyError, compatible_shift, estimate_key, key_relation
 from deepaudio.core.stretch import stretch
 from deepaudio.crossfade import render as cr
 from deepaudio.crossfade.plan import EDGE_SECONDS, analyse_pair, candidate_plans
@@ -94,7 +94,7 @@ def match_keys(a: np.ndarray, b: np.ndarray, sr: int, *, key_match: bool = False
                max_shift: int = MAX_KEY_SHIFT, key_a: np.ndarray | None = None,
                key_b: np.ndarray | None = None,
                shift: int | None = None) -> tuple[np.ndarray, dict]:
-    """The keys of A's end and B's start (:func:`deepaudio.core.key.estimate_key` on the last
+    """The keys of A's end and B's start (:func:`deepaudio.analysis.key.estimate_key` on the last
     and first ``KEY_SECONDS``), how well they mix, and with ``key_match`` B pitch-shifted
     (Rubber Band, tempo kept) by the smallest shift within ``max_shift`` semitones that makes
     it compatible (same, relative or adjacent on the Camelot wheel). A song without a

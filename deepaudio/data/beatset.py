@@ -1,6 +1,6 @@
 """Music with exact beat and bar times: MIDI pieces written here, rendered by FluidSynth.
 
-The beat tracker (:mod:`deepaudio.core.beats`) is measured on audio whose beats are known
+The beat tracker (:mod:`deepaudio.analysis.beats`) is measured on audio whose beats are known
 exactly (``bench/beats.py``): General MIDI pieces in several styles, tempi and metres (4/4,
 3/4 and 6/8), each a drum kit on channel 10, a bass line and chords, written with ``mido``
 and rendered to WAV by FluidSynth (Debian's ``fluidsynth``) with a General MIDI soundfont

@@ -3,13 +3,13 @@
 Both give a :class:`~deepaudio.mapping.encode.FeatureTimeline` at the visualization's frame
 rate, every column in [0, 1], so any visual parameter can take any of them.
 
-The beat grid (:func:`deepaudio.core.beats.analyse_beats` on the whole song):
+The beat grid (:func:`deepaudio.analysis.beats.analyse_beats` on the whole song):
 
 ==================  ========================================================================
 ``tempo``           the song's tempo, 60 bpm -> 0 ... 180 bpm -> 1 (constant; ``meta.bpm``)
 ``beat_phase``      0 on each beat, rising linearly to 1 at the next
 ``beat_pulse``      1 on each beat, decaying with a 0.1 s time constant
-``bar_phase``       0 on each downbeat, rising to 1 at the next (4/4 assumed, as the tracker)
+``bar_phase``       0 on each downbeat, rising to 1 at the next (bars of 2, 3 or 4 beats)
 ``downbeat_pulse``  1 on each downbeat, decaying with a 0.25 s time constant
 ==================  ========================================================================
 
@@ -44,8 +44,8 @@ import typing as tp
 
 import numpy as np
 
+from deepaudio.analysis.beats import analyse_beats
 from deepaudio.core.audio import resample
-from deepaudio.core.beats import analyse_beats
 from deepaudio.core.errors import ToolkitError
 from deepaudio.mapping.encode import FeatureTimeline
 from deepaudio.mapping.timeline import dsp_band_timeline
@@ -116,6 +116,8 @@ def beat_timeline(y: np.ndarray, sr: int, *, fps: float = 30.0) -> FeatureTimeli
                                  "beat_times": np.round(grid.times, 4).tolist(),
                                  "downbeat_times": np.round(grid.downbeats, 4).tolist(),
                                  "beats_per_bar": grid.beats_per_bar,
+                                 "backend": grid.backend,
+                                 "backend_reason": grid.backend_reason,
                                  "reason": None, "duration": duration})
 
 

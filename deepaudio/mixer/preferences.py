@@ -17,7 +17,7 @@ same saturated values):
  5    spectral rolloff     mean 85 % rolloff / 11.025 kHz
  6    spectral flux        mean onset strength / (1 + mean onset strength)
  7    tempo                the beat tracker's global tempo in BPM, (bpm - 60) / 140,
-                           clipped (:func:`deepaudio.core.beats.estimate_tempo`)
+                           clipped (:func:`deepaudio.analysis.beats.estimate_tempo`)
  8-12 band energies        share of spectral energy below 60 Hz, 60-250 Hz, 250 Hz-2 kHz,
                            2-6 kHz and above 6 kHz (they sum to 1)
 13-22 genre                the trained classifier's probabilities (its genres in sorted
@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepaudio.analysis.beats import estimate_tempo
 from deepaudio.core.audio import audio_info, load_audio
-from deepaudio.core.beats import estimate_tempo
 from deepaudio.mixer.stems import STEMS
 from deepaudio.networks.preference import N_FEATURES, PreferenceNet
 

@@ -1,10 +1,11 @@
-"""The FMA models by name, as configs and checkpoints store them, and the parameter count."""
+"""The models by name, as configs and checkpoints store them, and the parameter count."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from deepaudio.core.config import ConfigError, load_config
+from deepaudio.networks.beats import BeatTCN, BeatTCNConfig
 from deepaudio.networks.cnn import (
     ClassifierConfig,
     ConvAEConfig,
@@ -18,6 +19,7 @@ MODELS: dict[str, tuple[type, type]] = {
     "conv_autoencoder": (ConvAEConfig, ConvAutoencoder),
     "cnn_classifier": (ClassifierConfig, GenreClassifier),
     "dense_autoencoder": (DenseAEConfig, DenseAutoencoder),
+    "beat_tcn": (BeatTCNConfig, BeatTCN),
 }
 
 

@@ -241,7 +241,7 @@ def genres(track_id: str):
     return jsonify(track=track_id, run=run_id, probabilities=probs, top=top)
 
 
-SOURCES_VERSION = 2     # raise when a source changes (2: the beat grid's metre), so stored
+SOURCES_VERSION = 3     # raise when a source changes (3: the learned beat tracker), so stored
                         # answers of the old trackers are not served again
 
 

@@ -11,8 +11,8 @@ import mir_eval
 import numpy as np
 import pytest
 
+from deepaudio.analysis.beats import analyse_beats
 from deepaudio.core.audio import load_audio
-from deepaudio.core.beats import analyse_beats
 from deepaudio.data.beatset import LEAD_IN_S, PIECES, load_truth, piece_midi, write_beat_set
 
 BY_METRE = {p.metre: p for p in reversed(PIECES)}        # one piece per metre

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from deepaudio.analysis.key import estimate_key
 from deepaudio.cli import crossfade as crossfade_cli
 from deepaudio.core.audio import save_audio
 from deepaudio.core.config import ConfigError
-from deepaudio.core.key import estimate_key
 from deepaudio.crossfade.songs import crossfade_songs
 
 SR = 22050

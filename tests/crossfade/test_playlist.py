@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepaudio.analysis.key import parse_key
 from deepaudio.cli import crossfade as crossfade_cli
 from deepaudio.core.audio import load_audio, save_audio
 from deepaudio.core.errors import ToolkitError
 from deepaudio.core.gain import db_to_gain
-from deepaudio.core.key import parse_key
 from deepaudio.crossfade.playlist import (
     SPLICE_SECONDS,
     SongSummary,

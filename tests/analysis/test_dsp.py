@@ -1,17 +1,17 @@
-"""The beat tracker's dynamic programming and tempo estimate on a synthetic onset envelope."""
+"""The DSP beat tracker's dynamic programming and tempo estimate on a synthetic onset envelope."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from deepaudio.core.beats import (
+from deepaudio.analysis.dsp import (
     ANALYSIS_SR,
     HOP,
     _global_tempo,
-    analyse_beats,
     dp_beats,
     pulse_clarity,
+    track_beats,
 )
 from deepaudio.core.errors import ToolkitError
 
@@ -48,11 +48,12 @@ def test_no_steady_beat_in_a_drone_noise_or_speech_like_bursts():
     speech = bursts * np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * rng.standard_normal(len(t)))
     for signal in (drone, 0.1 * rng.standard_normal(len(t)), speech):
         with pytest.raises(ToolkitError, match="no steady beat found .pulse clarity 0"):
-            analyse_beats(signal[None].astype(np.float32), sr)
+            track_beats(signal[None].astype(np.float32), sr)
     clicks = np.zeros(len(t))
     for start in np.arange(0.25, 14.5, 0.5):       # 120 bpm
         i = int(start * sr)
         clicks[i:i + 200] = np.hanning(200) * rng.standard_normal(200)
-    grid = analyse_beats(clicks[None].astype(np.float32), sr)
+    grid = track_beats(clicks[None].astype(np.float32), sr)
     assert grid.tempo == pytest.approx(120.0, rel=0.01)
-    assert pulse_clarity(grid.env, grid.tempo) > 0.5 > pulse_clarity(grid.env, 120.0 * 1.37)
+    env = grid.features.env
+    assert pulse_clarity(env, grid.tempo) > 0.5 > pulse_clarity(env, 120.0 * 1.37)

@@ -1,4 +1,5 @@
-"""Beats, downbeats and tempo: the beat tracker every part of the toolkit uses.
+"""The DSP beat tracker: the fallback of :func:`deepaudio.analysis.beats.analyse_beats` where
+the learned tracker cannot run (no weights), and the global tempo estimate.
 
 Beats come from Ellis' (2007) dynamic-programming tracker (librosa's, redone in NumPy) run on
 our own log-mel spectral-flux envelope (22.05 kHz, 1024-point frames, hop 256 = 11.6 ms), and
@@ -10,22 +11,21 @@ drums) and a harmonic change (beat-synchronous chroma novelty). The metre is the
 explains, less what chance gives); the downbeats are the bar position with the most accent.
 Bars of two (6/8 counted in dotted quarters) are not told apart from bars of four.
 
-The beat-synchronous crossfade plans on these grids (:mod:`deepaudio.crossfade.plan`).
+It was tuned on the project's own renders; on music it never saw it is no better than librosa
+(docs/benchmarks.md), which is why it is the fallback and not the default.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from deepaudio.analysis.grid import BEATS_PER_BAR, BeatGrid, OnsetFeatures, tempo_of
 from deepaudio.core.audio import resample
 from deepaudio.core.errors import ToolkitError
 
 ANALYSIS_SR = 22050
 N_FFT = 1024
 HOP = 256
-BEATS_PER_BAR = 4         # the bar length unless the accents say 3 (waltzes, 3/4 folk)
 TRIPLE_MIN = 0.15         # bars of 3 need their grouping to explain this much more of the
                           # accents' variance than chance, and 0.1 more than bars of 4 do:
                           # 0.28-0.54 on 3/4 pieces, <= 0.09 on every 4/4 piece and sample song
@@ -38,38 +38,6 @@ MIN_CLARITY = 0.2         # a steady beat: the onset envelope's autocorrelation 
                           # under 0.12 on drones, pads, noise and speech-like bursts
 
 
-@dataclasses.dataclass
-class BeatGrid:
-    times: np.ndarray          # beat times in seconds, in the song's (trimmed) coordinates
-    tempo: float               # bpm, from the median beat interval
-    downbeat_phase: int        # beat i is a downbeat when i % beats_per_bar == downbeat_phase
-    # analysis frames kept so a re-gridded (doubled or halved) beat list can be re-scored
-    env: np.ndarray = dataclasses.field(repr=False)
-    low_env: np.ndarray = dataclasses.field(repr=False)
-    chroma: np.ndarray = dataclasses.field(repr=False)
-    start: float = 0.0         # song time of analysis frame 0
-    beats_per_bar: int = BEATS_PER_BAR
-
-    @property
-    def downbeats(self) -> np.ndarray:
-        return self.times[self.downbeat_phase::self.beats_per_bar]
-
-    def with_times(self, times: np.ndarray) -> BeatGrid:
-        grid = dataclasses.replace(self, times=np.asarray(times, dtype=np.float64))
-        grid.tempo = _tempo(grid.times)
-        grid.downbeat_phase = _downbeat_phase(grid)
-        return grid
-
-
-def _tempo(times: np.ndarray) -> float:
-    """bpm from the mean of the beat intervals within 15 % of the median: the median alone
-    is quantised by the beat-time noise (a 0.3 % error drifts 25 ms over a 16-beat overlap),
-    the mean of the consistent intervals averages that noise out."""
-    ibi = np.diff(times)
-    med = np.median(ibi)
-    return float(60.0 / ibi[np.abs(ibi - med) <= 0.15 * med].mean())
-
-
 def _flux(s_db: np.ndarray) -> np.ndarray:
     """Half-wave rectified log-spectral flux averaged over bands; frame t compares t-1 to t."""
     return np.r_[0.0, np.maximum(np.diff(s_db, axis=1), 0).mean(axis=0)]
@@ -80,22 +48,17 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
-def _frames(grid: BeatGrid, times: np.ndarray | None = None) -> np.ndarray:
-    t = grid.times if times is None else times
-    f = np.round((t - grid.start) * ANALYSIS_SR / HOP).astype(int)
-    return np.clip(f, 0, len(grid.env) - 1)
-
-
 def _cues(grid: BeatGrid) -> np.ndarray:
     """Each beat's evidence of a bar start, (3, beats): onset, low onset and chroma novelty,
     each z-scored."""
-    f = _frames(grid)
+    feats = grid.features
+    f = feats.frames(grid.times)
     # chroma of each inter-beat segment; novelty = 1 - cosine similarity to the previous one
-    segs = np.stack([grid.chroma[:, a:max(b, a + 1)].mean(axis=1)
-                     for a, b in zip(f, np.r_[f[1:], len(grid.env)])])
+    segs = np.stack([feats.chroma[:, a:max(b, a + 1)].mean(axis=1)
+                     for a, b in zip(f, np.r_[f[1:], len(feats.env)])])
     segs /= np.linalg.norm(segs, axis=1, keepdims=True) + 1e-9
     novelty = np.r_[0.0, 1 - (segs[1:] * segs[:-1]).sum(axis=1)]
-    return np.stack([_zscore(grid.env[f]), _zscore(grid.low_env[f]), _zscore(novelty)])
+    return np.stack([_zscore(feats.env[f]), _zscore(feats.low_env[f]), _zscore(novelty)])
 
 
 def _accents(grid: BeatGrid) -> np.ndarray:
@@ -249,14 +212,23 @@ def pulse_clarity(env: np.ndarray, bpm: float) -> float:
     return max(vals, default=0.0)
 
 
-def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
-    """Beat grid of ``audio`` (C, N); ``start`` is its offset in seconds within the song."""
+def onset_features(audio: np.ndarray, sr: int, *, start: float = 0.0) -> OnsetFeatures:
+    """The onset envelopes (all bands, below ``LOW_HZ``) and chroma of ``audio`` (C, N) at
+    ``ANALYSIS_SR / HOP`` frames per second."""
     import librosa
 
     spec, mel_db = _spectrograms(audio, sr)
     low = librosa.mel_frequencies(n_mels=66, fmax=8000)[1:-1] < LOW_HZ
-    env, low_env = _flux(mel_db), _flux(mel_db[low])
-    chroma = librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec
+    return OnsetFeatures(fps=ANALYSIS_SR / HOP, env=_flux(mel_db), low_env=_flux(mel_db[low]),
+                         chroma=librosa.filters.chroma(sr=ANALYSIS_SR, n_fft=N_FFT) @ spec,
+                         start=start)
+
+
+def track_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid:
+    """Beat grid of ``audio`` (C, N) by the DSP tracker; ``start`` is its offset in seconds
+    within the song."""
+    feats = onset_features(audio, sr, start=start)
+    env = feats.env
     bpm = _global_tempo(env)
     clarity = pulse_clarity(env, bpm)
     if clarity < MIN_CLARITY:
@@ -274,7 +246,7 @@ def analyse_beats(audio: np.ndarray, sr: int, *, start: float = 0.0) -> BeatGrid
         den = a - 2 * b + c
         refined[i] = m + (0.5 * (a - c) / den if den < 0 else 0.0)
     times = start + refined * HOP / ANALYSIS_SR
-    grid = BeatGrid(times=times, tempo=0.0, downbeat_phase=0, env=env, low_env=low_env,
-                    chroma=chroma, start=start)
+    grid = BeatGrid(times=times, tempo=tempo_of(times), downbeat_phase=0, features=feats)
     grid.beats_per_bar = _beats_per_bar(grid)
-    return grid.with_times(times)
+    grid.downbeat_phase = _downbeat_phase(grid)
+    return grid

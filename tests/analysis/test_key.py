@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepaudio.core.errors import ToolkitError
-from deepaudio.core.key import (
+from deepaudio.analysis.key import (
     Key,
     NoKeyError,
     compatible_shift,
@@ -16,6 +15,7 @@ from deepaudio.core.key import (
     key_relation,
     parse_key,
 )
+from deepaudio.core.errors import ToolkitError
 
 SR = 22050
 MAJOR, MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 11)     # harmonic minor
