@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,8 +92,9 @@ def librosa_beats(y: np.ndarray, sr: int) -> dict:
     return {"beats": np.asarray(beats).tolist(), "time": time.perf_counter() - t0}
 
 
-def anchors(paths: list[Path], cache: Path) -> dict[str, dict]:
-    """madmom's and essentia's answers for ``paths``, from the cache or computed now."""
+def anchors(paths: list[Path], cache: Path, *, keys: bool = False) -> dict[str, dict]:
+    """madmom's and essentia's answers for ``paths`` (beats, or ``keys``), from the cache or
+    computed now."""
     known: dict[str, dict] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
@@ -104,20 +106,46 @@ def anchors(paths: list[Path], cache: Path) -> dict[str, dict]:
         print(f"  ({len(todo)} files lack madmom/essentia answers: make bench-anchors)")
         return {str(p): known[key(p)] for p in paths if key(p) in known}
     if todo:
-        print(f"  madmom and essentia on {len(todo)} files (cached in {cache}) ...", flush=True)
-        proc = subprocess.Popen([str(ANCHOR_PY), str(ROOT / "bench" / "anchors.py")],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert proc.stdin and proc.stdout
-        proc.stdin.write(json.dumps([str(p) for p in todo]))
-        proc.stdin.close()
-        with cache.open("a") as f:
-            for line, p in zip(proc.stdout, todo):
+        workers = min(len(todo), os.cpu_count() or 1)
+        print(f"  madmom and essentia on {len(todo)} files, {workers} processes (cached in "
+              f"{cache}) ...", flush=True)
+        procs = []
+        for w in range(workers):            # one single-threaded process per core
+            proc = subprocess.Popen([str(ANCHOR_PY), str(ROOT / "bench" / "anchors.py")]
+                                    + (["--keys"] if keys else []),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
+            assert proc.stdin
+            proc.stdin.write(json.dumps([str(p) for p in todo[w::workers]]))
+            proc.stdin.close()
+            procs.append((proc, todo[w::workers]))
+        lock = threading.Lock()
+
+        def read(proc, mine, f) -> None:      # each process' answers, as they come
+            for line, p in zip(proc.stdout, mine):
                 rec = {**json.loads(line), "key": key(p)}
-                known[rec["key"]] = rec
-                f.write(json.dumps(rec) + "\n")
-        proc.wait()
+                with lock:
+                    known[rec["key"]] = rec
+                    f.write(json.dumps(rec) + "\n")
+                    f.flush()
+            proc.wait()
+        with cache.open("a") as f:
+            threads = [threading.Thread(target=read, args=(proc, mine, f))
+                       for proc, mine in procs]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     return {str(p): known[key(p)] for p in paths if key(p) in known}
+
+
+def anchor_keys(paths: list[Path], cache: Path) -> dict[str, list[str | None]]:
+    """essentia's (edma, bgate) and madmom's keys for ``paths``, as "C minor" names."""
+    found = anchors(paths, cache, keys=True)
+    if len(found) < len(paths):
+        return {}
+    return {f"essentia, {k}" if k != "madmom" else "madmom CNN":
+            [found[str(p)]["keys"][k] for p in paths] for k in ("edma", "bgate", "madmom")}
 
 
 def run_set(name: str, items: list[tuple[Path, dict]], cache: Path) -> None:

@@ -162,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         y, sr = load_audio(args.song, mono=False)
         beats = beat_timeline(y, sr, fps=args.fps)
         out = {"beats": beats.to_json()}
-        line = (f"beats: {beats.meta['bpm']:.1f} bpm, {beats.meta['beats']} beats"
-                if beats.meta["bpm"] else f"beats: none ({beats.meta['reason']})")
+        line = (f"beats: {beats.meta['bpm']:.1f} bpm, {beats.meta['beats']} beats in bars of "
+                f"{beats.meta['beats_per_bar']} ({beats.meta['backend']} tracker"
+                + (f": {beats.meta['backend_reason']}" if beats.meta["backend_reason"] else "")
+                + ")" if beats.meta["bpm"] else f"beats: none ({beats.meta['reason']})")
         if args.stems:
             stems, stem_sr = load_stems(args.stems)
             tl = stem_timeline(stems, stem_sr, fps=args.fps)

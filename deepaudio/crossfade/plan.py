@@ -107,6 +107,8 @@ def candidate_plans(a: BeatGrid, b: BeatGrid, *, a_duration: float, b_duration: 
         "beats": beats, "downbeat_phase_a": a.downbeat_phase,
         "downbeat_phase_b": b_adj.downbeat_phase, "beats_per_bar_a": a.beats_per_bar,
         "beats_per_bar_b": b_adj.beats_per_bar,
+        "tracker_a": a.backend, "tracker_b": b.backend,
+        "tracker_reason": a.backend_reason or b.backend_reason,
         "b_first_downbeat_s": float(b_adj.times[b_adj.downbeat_phase])}
     downs = np.arange(a.downbeat_phase, len(a.times), a.beats_per_bar)
     fits = [int(i) for i in downs if _beat_time(a, float(i + beats)) <= a_duration + 1e-6]

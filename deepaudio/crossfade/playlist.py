@@ -268,7 +268,9 @@ def render_mix(songs: tp.Sequence[str | os.PathLike], output: str | os.PathLike,
                         schedule=schedule,
                         stems_a=stems(song.path) if schedule is not None and stems else None,
                         stems_b=stems(b_path) if schedule is not None and stems else None,
-                        a_after_s=(enter_pos + n) / sr)
+                        a_after_s=(enter_pos + n) / sr,
+                        b_before_s=(playlist[k + 1].duration_s / 2 if k + 2 < len(playlist)
+                                    else None))
                 except ToolkitError as e:
                     where = f"transition {k + 1}->{k + 2} ({song.path.name} -> {b_path.name})"
                     raise ToolkitError(f"{where}: {e}") from None

@@ -188,7 +188,7 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                     key_match: bool = False, schedule: str | dict | os.PathLike | None = None,
                     stems_a: StemSource | None = None, stems_b: StemSource | None = None,
                     candidate: int = 0, a_after_s: float | None = None,
-                    shift: int | None = None) -> dict:
+                    b_before_s: float | None = None, shift: int | None = None) -> dict:
     """Render a simple or beat-synchronous crossfade; the result of
     :func:`deepaudio.crossfade.render.place` plus ``sidecar`` (everything a listener may ask
     about, the songs' keys included). ``key_match`` shifts B to a compatible key, ``shift``
@@ -203,7 +203,9 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
     reason in the sidecar (``fallback_reason``).
 
     ``a_after_s`` (a playlist: where A's previous transition left off, in A's seconds) keeps
-    the output from starting earlier in A. The sidecar's ``output_start_in_first_song_s`` and
+    the output from starting earlier in A; ``b_before_s`` (a playlist whose B is followed by
+    another song) prefers the beat-synchronous candidates whose overlap ends before that
+    second of B, so B keeps room for its own transition out. The sidecar's ``output_start_in_first_song_s`` and
     ``output_end_in_second_song_s`` say where the output joins the two songs (B's position
     as B plays unstretched: a player goes on from there).
     """
@@ -263,6 +265,10 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
                     f"{Path(a_path).name} is too short to mix out of: every transition "
                     f"starts before {a_after_s:.2f} s, where the previous one ended")
             plans = kept
+        if b_before_s is not None:
+            early = [p for p in plans if p["mode"] == "cut" or b_song0 + p["b_downbeat_s"]
+                     + p["overlap_s"] * p["stretch_rate"] <= b_before_s]
+            plans = early or [min(plans, key=lambda p: p["b_downbeat_s"])]
         if plans[0]["mode"] == "cut":
             plan = plans[0]
             if sched is not None:

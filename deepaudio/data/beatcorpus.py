@@ -62,7 +62,8 @@ from deepaudio.data.samples import render_track
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
 SPLITS: dict[str, dict[str, tp.Any]] = {
     "train": {"soundfonts": ("FluidR3_GM.sf2", "MuseScore_General_Lite.sf3",
-                             "OPL-3_FM_128M.sf2"), "synth_share": 1 / 6, "seed": 1},
+                             "OPL-3_FM_128M.sf2"), "synth_share": 1 / 6, "seed": 1,
+              "negative_share": 0.06},
     "eval": {"soundfonts": ("TimGM6mb.sf2", "sf_GMbank.sf2"), "synth_share": 0.0, "seed": 9,
              "keep_audio": True},
 }
@@ -529,6 +530,57 @@ def render(mid, sf2: Path, *, sr: int = frontend.SR, reverb: bool = True) -> np.
     return frontend.mono(y.T, file_sr)
 
 
+def negative_piece(seed: tp.Sequence[int], *, seconds: float, sf2: Path) -> np.ndarray:
+    """Sound with no beat to find, annotated with none: noise with a drifting level, a drone,
+    speech-like bursts at an irregular rate, or pad chords changing at irregular times."""
+    import mido
+    rng = np.random.default_rng(list(seed) + [3])
+    sr = frontend.SR
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    kind = str(rng.choice(["noise", "drone", "bursts", "pads"]))
+    if kind == "noise":
+        y = rng.standard_normal(n)
+        spec = np.fft.rfft(y) / np.maximum(np.arange(n // 2 + 1), 1) ** rng.uniform(0, 1)
+        y = np.fft.irfft(spec, n) * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.02, 0.2) * t))
+    elif kind == "drone":
+        f0 = rng.uniform(55, 220)
+        y = np.sum([np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k
+                    for k in range(1, 6)], axis=0)
+        y = y * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.03, 0.3) * t))
+        y = y + 0.02 * rng.standard_normal(n)
+    elif kind == "bursts":
+        y = np.zeros(n)
+        pos = int(rng.uniform(0, 0.5) * sr)
+        while pos < n:
+            m = int(rng.uniform(0.06, 0.35) * sr)
+            seg = np.hanning(len(y[pos:pos + m]))
+            y[pos:pos + m] = seg * np.sin(2 * np.pi * rng.uniform(100, 300) * t[pos:pos + m])
+            pos += m + int(rng.exponential(0.25) * sr)
+        y = y * (1 + 0.5 * rng.standard_normal(n))
+    else:
+        mid = mido.MidiFile(ticks_per_beat=TPB)
+        track = mido.MidiTrack()
+        track.append(mido.Message("program_change", channel=0,
+                                  program=int(rng.choice([48, 49, 52, 88, 89, 91, 95])), time=0))
+        now = 0.0
+        while now < seconds:
+            chord = 48 + int(rng.integers(0, 12)) + np.array([0, 4, 7, 12])
+            length = int(rng.uniform(1.5, 6.0) * 2 * TPB)          # at 120 bpm: 2 ticks/ms
+            for k, p in enumerate(chord):
+                track.append(mido.Message("note_on", channel=0, note=int(p), velocity=70,
+                                          time=int(rng.integers(0, 300)) if k == 0 else 0))
+            for k, p in enumerate(chord):
+                track.append(mido.Message("note_off", channel=0, note=int(p), velocity=0,
+                                          time=length if k == 0 else 0))
+            now += length / (2 * TPB)
+        mid.tracks.append(track)
+        y = render(mid, sf2)
+    y = np.pad(np.asarray(y, np.float32)[:n], (0, max(0, n - len(y))))
+    peak = float(np.abs(y).max()) or 1.0
+    return (y / peak * 10 ** (rng.uniform(-20, -1) / 20)).astype(np.float32)
+
+
 def synth_piece(seed: tp.Sequence[int], *, seconds: float) -> tuple[np.ndarray, dict]:
     """A piece of the sample set's own synthesis and its beats (from its drawn tempo; 16
     steps to the bar of four)."""
@@ -652,7 +704,15 @@ def make_piece(split: str, shard: int, index: int, *, seconds: float,
     cfg = SPLITS[split]
     seed = (cfg["seed"], shard, index)
     rng = np.random.default_rng(list(seed) + [1])
-    if rng.random() < cfg["synth_share"]:
+    draw = rng.random()
+    if draw < cfg.get("negative_share", 0.0):
+        sf2 = soundfont_path(str(rng.choice(cfg["soundfonts"])))
+        y = negative_piece(seed, seconds=seconds, sf2=sf2)
+        truth: dict[str, tp.Any] = {"beats": np.zeros(0), "downbeats": np.zeros(0),
+                                    "beats_per_bar": 0}
+        source = "negative"
+        meta = {"style": "none", "bpm": 0.0, "metre": "none", "tempo_curve": "none"}
+    elif draw < cfg.get("negative_share", 0.0) + cfg["synth_share"]:
         y, truth = synth_piece(seed, seconds=seconds)
         source = "sample-synth"
         meta = {"style": truth.pop("style"), "bpm": truth.pop("bpm"), "metre": "4/4",
@@ -664,7 +724,8 @@ def make_piece(split: str, shard: int, index: int, *, seconds: float,
         y = render(mid, sf2, reverb=bool(rng.random() < 0.6))
         source = sf2.name
         meta = {"style": piece.style, "bpm": round(piece.bpm, 2), "metre": piece.metre,
-                "tempo_curve": piece.tempo_curve, "drumless_intro": piece.drumless_intro}
+                "tempo_curve": piece.tempo_curve, "drumless_intro": piece.drumless_intro,
+                "key": piece.key, "mode": "minor" if piece.minor else "major"}
     aug: list[str] = []
     if augmentation:
         y, truth, aug = augment(y, truth, rng)

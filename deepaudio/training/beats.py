@@ -159,7 +159,8 @@ def frame_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
 @torch.no_grad()
 def evaluate(model: BeatTCN, pieces: list[CorpusPiece], cfg: BeatTrainConfig,
              device: torch.device) -> dict:
-    """The cv loss and the tracker's mean beat and downbeat F-measures on ``pieces``."""
+    """The cv loss and the tracker's mean beat and downbeat F-measures on ``pieces`` (the
+    F-measures over the pieces that have beats)."""
     if not pieces:
         return {"loss": float("nan"), "beat_f": float("nan"), "downbeat_f": float("nan")}
     model.eval()
@@ -173,6 +174,8 @@ def evaluate(model: BeatTCN, pieces: list[CorpusPiece], cfg: BeatTrainConfig,
         logits = model(x)
         losses.append(frame_loss(logits, y.to(device), torch.ones(1, n, device=device),
                                  cfg).item())
+        if not len(p.beats):            # a piece with no beat counts in the loss only
+            continue
         act = torch.sigmoid(logits[0]).cpu().numpy()
         try:
             decoded = tracker.decode(act)
@@ -181,8 +184,9 @@ def evaluate(model: BeatTCN, pieces: list[CorpusPiece], cfg: BeatTrainConfig,
             beats = downs = np.zeros(0)
         beat_f.append(f_measure(p.beats, beats))
         down_f.append(f_measure(p.downbeats, downs))
-    return {"loss": float(np.mean(losses)), "beat_f": float(np.mean(beat_f)),
-            "downbeat_f": float(np.mean(down_f))}
+    return {"loss": float(np.mean(losses)),
+            "beat_f": float(np.mean(beat_f)) if beat_f else float("nan"),
+            "downbeat_f": float(np.mean(down_f)) if down_f else float("nan")}
 
 
 def check_resumable(cfg: BeatTrainConfig) -> None:
@@ -221,10 +225,10 @@ def train_beats(cfg: BeatTrainConfig, *, resume: bool = False, device: str = "cp
     if len(train_set) < size:
         raise ToolkitError(f"{cfg.corpus}: {len(train_set)} train pieces for {size} ranks")
     run = cfg.run_dir
-    params = config_to_dict(BeatTCNConfig(**cfg.model_params)) if cfg.model_params else \
-        config_to_dict(BeatTCNConfig())
+    net_cfg = load_config(BeatTCNConfig, cfg.model_params, where="model_params")
+    params = config_to_dict(net_cfg)           # every setting, defaults included, is recorded
     torch.manual_seed(cfg.seed)
-    model = BeatTCN(load_config(BeatTCNConfig, params, where="model_params")).to(dev)
+    model = BeatTCN(net_cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.num_epochs)
              if cfg.lr_schedule == "cosine" else None)

@@ -124,3 +124,13 @@ def test_shard_selection_and_missing_soundfonts_are_clear_errors(tmp_path, monke
     with pytest.raises(ToolkitError, match="not a readable corpus shard"):
         (tmp_path / "x.h5").write_bytes(b"junk")
         read_shards([tmp_path / "x.h5"])
+
+
+def test_negative_pieces_have_sound_and_no_beats(monkeypatch):
+    monkeypatch.setitem(beatcorpus.SPLITS, "test", {"soundfonts": (soundfont().name,),
+                                                     "synth_share": 0.0, "seed": 4,
+                                                     "negative_share": 1.0})
+    for index in range(4):
+        mel, truth = beatcorpus.make_piece("test", 0, index, seconds=6.0, augmentation=False)
+        assert truth["meta"]["source"] == "negative" and len(truth["beats"]) == 0
+        assert mel.max() > 0.5                          # there is sound, just no beat

@@ -1,8 +1,9 @@
-"""The beat tracker on music with exact beat times: MIDI pieces written here and rendered by
-FluidSynth (Debian's fluidsynth and TimGM6mb soundfont, which 'make test' installs), one per
-metre. The annotations come from the MIDI; the tracker finds every beat within mir_eval's
-+-70 ms (F = 1 after the standard 5 s cut) in 4/4, 3/4 and 6/8, and the downbeats of 4/4 and
-3/4 (the metre found from the beats' accents)."""
+"""The beat tracker on music with exact beat times: the hand-written MIDI pieces, rendered by
+FluidSynth (Debian's fluidsynth with whatever General MIDI soundfont is there; 'make test'
+installs TimGM6mb), one per metre. The annotations come from the MIDI; the learned tracker
+(which never trained on these pieces) finds the beats within mir_eval's +-70 ms in 4/4, 3/4
+and 6/8, the metre (bars of 4, 3 and 2 dotted-quarter beats) and the downbeats; the DSP
+fallback, tuned on these pieces, finds every beat."""
 
 from __future__ import annotations
 
@@ -48,12 +49,12 @@ def test_every_beat_is_found(rendered, metre):
     y, sr = load_audio(wav, mono=True)
     assert y.shape[1] / sr > 16.0
     grid = analyse_beats(y, sr)
+    assert grid.backend == "model"
     ref, est = (mir_eval.beat.trim_beats(np.asarray(x)) for x in (truth["beats"], grid.times))
-    assert mir_eval.beat.f_measure(ref, est) == 1.0
-    assert np.abs(est - ref[np.abs(ref[:, None] - est).argmin(0)]).max() < 0.02
-    # bars of three and four are told apart; 6/8 in dotted quarters (bars of two) is counted
-    # in bars of four, so its downbeats are every other true one
-    assert grid.beats_per_bar == {"4/4": 4, "3/4": 3, "6/8": 4}[metre]
-    if metre != "6/8":
-        assert mir_eval.beat.f_measure(mir_eval.beat.trim_beats(np.asarray(
-            truth["downbeats"])), mir_eval.beat.trim_beats(grid.downbeats)) == 1.0
+    assert mir_eval.beat.f_measure(ref, est) >= 0.95
+    assert np.median(np.abs(est - ref[np.abs(ref[:, None] - est).argmin(0)])) < 0.02
+    assert grid.beats_per_bar == {"4/4": 4, "3/4": 3, "6/8": 2}[metre]
+    assert mir_eval.beat.f_measure(mir_eval.beat.trim_beats(np.asarray(
+        truth["downbeats"])), mir_eval.beat.trim_beats(grid.downbeats)) >= 0.9
+    dsp = analyse_beats(y, sr, backend="dsp")
+    assert mir_eval.beat.f_measure(ref, mir_eval.beat.trim_beats(dsp.times)) == 1.0
