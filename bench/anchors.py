@@ -77,7 +77,10 @@ def main() -> int:
             t1 = time.perf_counter()
             down = down_dbn(down_rnn(sig))
             t2 = time.perf_counter()
-            eb, _ = multi(y)
+            try:
+                eb, _ = multi(y)
+            except RuntimeError as e:           # essentia gives up on some inputs
+                eb, out["essentia_error"] = [], str(e)
             t3 = time.perf_counter()
             out["madmom"] = {"beats": np.asarray(beats).tolist(),
                              "downbeats": [float(t) for t, pos in down if int(pos) == 1],

@@ -21,6 +21,7 @@ downbeat F, tempo Acc1 (within 4 %) and Acc2 (also at x2, x3, /2, /3), metre acc
 asserts nothing.
 
     python bench/beats.py [--corpus datasets/beats] [--pieces N] [--real N]
+    python bench/beats.py --weights models/runs/beats/beat_tcn --only-model    # a retrain
 """
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ def score(truth: dict, est: dict) -> dict:
     return out
 
 
+WEIGHTS: str | None = None          # --weights: another beat model than the shipped one
+
+
 def ours(y: np.ndarray, sr: int, backend: str) -> dict:
     t0 = time.perf_counter()
     try:
-        grid = analyse_beats(y, sr, backend=backend)        # type: ignore[arg-type]
+        grid = analyse_beats(y, sr, backend=backend, weights=WEIGHTS)  # type: ignore[arg-type]
         out = {"beats": grid.times.tolist(), "downbeats": grid.downbeats.tolist(),
                "beats_per_bar": grid.beats_per_bar}
     except ToolkitError:
@@ -148,17 +152,19 @@ def anchor_keys(paths: list[Path], cache: Path) -> dict[str, list[str | None]]:
             [found[str(p)]["keys"][k] for p in paths] for k in ("edma", "bgate", "madmom")}
 
 
-def run_set(name: str, items: list[tuple[Path, dict]], cache: Path) -> None:
+def run_set(name: str, items: list[tuple[Path, dict]], cache: Path,
+            only_model: bool = False) -> None:
     """Every tracker on every (audio file, truth) of a set; prints its table."""
-    found = anchors([p for p, _ in items], cache)
+    found = {} if only_model else anchors([p for p, _ in items], cache)
     rows: dict[str, list[dict]] = {t: [] for t in TRACKERS}
     seconds = {t: 0.0 for t in TRACKERS}
     minutes = 0.0
     for path, truth in items:
         y, sr = load_audio(path, mono=True)
         minutes += y.shape[1] / sr / 60
-        ests = {"model": ours(y, sr, "model"), "dsp": ours(y, sr, "dsp"),
-                "librosa": librosa_beats(y, sr)}
+        ests = {"model": ours(y, sr, "model")}
+        if not only_model:
+            ests.update(dsp=ours(y, sr, "dsp"), librosa=librosa_beats(y, sr))
         a = found.get(str(path))
         if a is not None:
             ests["essentia"] = a["essentia"]
@@ -220,12 +226,19 @@ def main() -> int:
     p.add_argument("--pieces", type=int, default=None, help="only the first N eval pieces")
     p.add_argument("--real", type=int, default=20, help="real songs (datasets/debian)")
     p.add_argument("--out", default="/tmp/deepaudio-beatset")
+    p.add_argument("--weights", help="a beat run folder or weights file (default: shipped)")
+    p.add_argument("--only-model", action="store_true", help="only ours (the learned model)")
     args = p.parse_args()
+    global WEIGHTS
+    WEIGHTS = args.weights
     corpus = Path(args.corpus)
     run_set("eval corpus (TimGM6mb, csound; unseen seeds)", eval_items(corpus, args.pieces),
-            corpus / "anchors.jsonl")
+            corpus / "anchors.jsonl", args.only_model)
     midi = Path(args.out)
-    run_set("hand-written MIDI pieces", midi_items(midi), midi / "anchors.jsonl")
+    run_set("hand-written MIDI pieces", midi_items(midi), midi / "anchors.jsonl",
+            args.only_model)
+    if args.only_model:
+        return 0
     debian = ROOT / "datasets" / "debian"
     if debian.is_dir() and args.real:
         items = real_items(debian, args.real, Path(args.out) / "real")

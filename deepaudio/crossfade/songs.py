@@ -205,9 +205,9 @@ def crossfade_songs(a_path, b_path, *, sr: int = 44100, style: str = "equal_powe
     ``a_after_s`` (a playlist: where A's previous transition left off, in A's seconds) keeps
     the output from starting earlier in A; ``b_before_s`` (a playlist whose B is followed by
     another song) prefers the beat-synchronous candidates whose overlap ends before that
-    second of B, so B keeps room for its own transition out. The sidecar's ``output_start_in_first_song_s`` and
-    ``output_end_in_second_song_s`` say where the output joins the two songs (B's position
-    as B plays unstretched: a player goes on from there).
+    second of B, so B keeps room for its own transition out. The sidecar's
+    ``output_start_in_first_song_s`` and ``output_end_in_second_song_s`` say where the output
+    joins the two songs (B's position as B plays unstretched: a player goes on from there).
     """
     if style not in cr.RAMPS:
         raise ToolkitError(f"unknown style {style!r} (styles: {', '.join(cr.RAMPS)})")

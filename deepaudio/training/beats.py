@@ -24,7 +24,6 @@ read here: ``bench/beats.py`` scores it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import typing as tp
@@ -51,7 +50,7 @@ from deepaudio.networks.checkpoint import (
     torch_device,
 )
 from deepaudio.networks.registry import count_parameters
-from deepaudio.training.loop import run_steps, setup_distributed, world
+from deepaudio.training.loop import check_same_config, run_steps, setup_distributed, world
 from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_beat_f", "cv_downbeat_f", "lr",
@@ -189,18 +188,6 @@ def evaluate(model: BeatTCN, pieces: list[CorpusPiece], cfg: BeatTrainConfig,
             "downbeat_f": float(np.mean(down_f)) if down_f else float("nan")}
 
 
-def check_resumable(cfg: BeatTrainConfig) -> None:
-    stored = cfg.run_dir / "config.json"
-    if not stored.is_file():
-        return
-    before, now = json.loads(stored.read_text()), config_to_dict(cfg)
-    diff = sorted(k for k in set(before) | set(now)
-                  if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
-    if diff:
-        raise ToolkitError(f"{cfg.run_dir} holds a run of another config (differs in "
-                           f"{', '.join(map(repr, diff))}); use another name or models_dir")
-
-
 def load_corpus(cfg: BeatTrainConfig) -> tuple[list[CorpusPiece], list[CorpusPiece]]:
     pieces = read_shards(find_shards(cfg.corpus, "train"))
     if cfg.max_pieces:
@@ -234,7 +221,7 @@ def train_beats(cfg: BeatTrainConfig, *, resume: bool = False, device: str = "cp
              if cfg.lr_schedule == "cosine" else None)
     start_epoch, history, best = 0, [], -1.0
     if resume and (run / "last.pt").is_file():
-        check_resumable(cfg)
+        check_same_config(cfg, run, RESUMABLE_CHANGES)
         ck = load_checkpoint(run / "last.pt")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

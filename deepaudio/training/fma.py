@@ -42,7 +42,7 @@ from deepaudio.networks.checkpoint import (
 )
 from deepaudio.networks.cnn import DenseAutoencoder
 from deepaudio.networks.registry import MODELS, build_model, count_parameters
-from deepaudio.training.loop import run_steps, setup_distributed, world
+from deepaudio.training.loop import check_same_config, run_steps, setup_distributed, world
 from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 
@@ -251,15 +251,7 @@ def check_same_scaling(run: Path, data: Partitions) -> None:
 
 def check_resumable(cfg: TrainConfig) -> None:
     """Raise if the run folder holds a run of a different config."""
-    stored = cfg.run_dir / "config.json"
-    if not stored.is_file():
-        return
-    before, now = json.loads(stored.read_text()), config_to_dict(cfg)
-    diff = sorted(k for k in set(before) | set(now)
-                  if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
-    if diff:
-        raise ToolkitError(f"{cfg.run_dir} holds a run of another config (differs in "
-                           f"{', '.join(map(repr, diff))}); use another name or models_dir")
+    check_same_config(cfg, cfg.run_dir, RESUMABLE_CHANGES)
 
 METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_segment_acc", "cv_track_acc", "lr",
                  "epoch_seconds", "samples_per_s"]

@@ -9,12 +9,16 @@ when to write a checkpoint (:mod:`deepaudio.networks.checkpoint`) and the metric
 
 from __future__ import annotations
 
+import json
 import os
 import typing as tp
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from deepaudio.core.config import config_to_dict
+from deepaudio.core.errors import ToolkitError
 from deepaudio.networks.tracing import TRACING
 
 
@@ -54,3 +58,18 @@ def run_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         if on_step is not None:
             on_step(value)
     return losses, seen
+
+
+def check_same_config(cfg: tp.Any, run: Path, resumable: frozenset[str]) -> None:
+    """Raise if the run folder ``run`` holds a run of another config than ``cfg`` (a
+    dataclass): any key outside ``resumable`` differs. Continuing it would silently train a
+    different model on the old weights."""
+    stored = run / "config.json"
+    if not stored.is_file():
+        return
+    before, now = json.loads(stored.read_text()), config_to_dict(cfg)
+    diff = sorted(k for k in set(before) | set(now)
+                  if k not in resumable and before.get(k) != now.get(k))
+    if diff:
+        raise ToolkitError(f"{run} holds a run of another config (differs in "
+                           f"{', '.join(map(repr, diff))}); use another name or models_dir")
