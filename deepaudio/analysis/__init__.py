@@ -7,5 +7,6 @@ and the pipelines; it imports only the core and the networks.
 - ``dbn``: the dynamic Bayesian network that decodes activations into a beat grid;
 - ``tracker``: the learned tracker (network + decoder) and its weights;
 - ``dsp``: the hand-written spectral-flux tracker, the fallback;
+- ``scores``: the beat F-measure the training loop reports;
 - ``key``: the musical key, Camelot notation, key compatibility.
 """

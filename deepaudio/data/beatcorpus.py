@@ -7,31 +7,34 @@ jig 6/8, 12/8 blues shuffle, march 2/4, ballad, and drum-less piano or ambient p
 between 60 and 200 bpm, a metre (4/4, 3/4, 2/4, 6/8 and 12/8 counted in dotted quarters,
 swing), syncopated bass, chords on the beat or off it (skanks, stabs, 3+3+2), hats on the
 off-beats, melodies with passing notes, half-time drums, drum-less intros and breakdowns,
-fills, tempo ramps and steps, fades. It is written as General MIDI (``mido``), so the beat
+fills, tempo ramps and steps, fades, endings inside the excerpt and lead-ins of up to 3 s. It
+is written as General MIDI (``mido``), so the beat
 times follow exactly from its tempo map, and rendered to audio by FluidSynth through one of
 the split's soundfonts; pieces of the sample set's own synthesis
 (:func:`deepaudio.data.samples.render_track`, beats from its drawn tempo) are mixed in.
-Every piece is then augmented: gain, EQ, reverb, noise, Rubber Band tempo and pitch changes
-(beat times scaled), MP3, AAC or Vorbis coding.
+A share of the train pieces has no beat at all (:func:`negative_piece`: noise, drones,
+speech-like bursts, rubato pads), annotated with none. Every piece is then augmented: gain,
+EQ, reverb, noise, Rubber Band tempo and pitch changes (beat times scaled), MP3, AAC or Vorbis
+coding.
 
 Splits keep evaluation apart from training in three ways at once: other seeds, other pieces
 (the generator's draws), and other soundfonts.
 
-=======  ============================================  ============  ===================
-split    soundfonts                                    sample synth  seeds
-=======  ============================================  ============  ===================
-train    FluidR3 GM, MuseScore General Lite, OPL-3 FM  yes (1/6)     (1, shard, piece)
-eval     TimGM6mb, csound's sf_GMbank                  no            (9, shard, piece)
-=======  ============================================  ============  ===================
+=======  ============================================  =================  ===================
+split    soundfonts                                    sample synth, none  seeds
+=======  ============================================  =================  ===================
+train    FluidR3 GM, MuseScore General Lite, OPL-3 FM  1/6, 6 %           (1, shard, piece)
+eval     TimGM6mb, csound's sf_GMbank                  no, no             (9, shard, piece)
+=======  ============================================  =================  ===================
 
 The corpus is a folder of shards, ``<split>-00000.h5`` ... each holding ``pieces_per_shard``
 pieces: the learned tracker's input frames (:mod:`deepaudio.analysis.frontend`, float16
 ``mel`` (frames, 128) concatenated, ``offsets``) and the annotations (``beats``,
 ``downbeats`` concatenated with their offsets, ``meta`` JSON per piece). The evaluation split
 also keeps each piece's audio (``eval-audio/*.flac``, 22.05 kHz mono), which the benchmark's
-other trackers read. A shard is written
-atomically when complete, so an interrupted run continues where it stopped; ``--shard I/N``
-builds every N-th shard from the I-th, for array jobs on a cluster.
+other trackers read, and each piece's key. A shard is written atomically when complete, so
+an interrupted run continues where it stopped; ``--shard I/N`` builds every N-th shard from
+the I-th, for array jobs on a cluster.
 """
 
 from __future__ import annotations
