@@ -46,11 +46,16 @@ from deepaudio.networks.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
     torch_device,
 )
 from deepaudio.networks.registry import count_parameters
-from deepaudio.training.loop import check_same_config, run_steps, setup_distributed, world
+from deepaudio.training.loop import (
+    check_same_config,
+    restore,
+    run_steps,
+    setup_distributed,
+    world,
+)
 from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_beat_f", "cv_downbeat_f", "lr",
@@ -222,13 +227,8 @@ def train_beats(cfg: BeatTrainConfig, *, resume: bool = False, device: str = "cp
     start_epoch, history, best = 0, [], -1.0
     if resume and (run / "last.pt").is_file():
         check_same_config(cfg, run, RESUMABLE_CHANGES)
-        ck = load_checkpoint(run / "last.pt")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler"):
-            sched.load_state_dict(ck["scheduler"])
+        ck = restore(run / "last.pt", model, opt, sched)
         start_epoch, history, best = ck["epoch"], ck["history"], ck["best_score"]
-        set_rng_state(ck["rng"])
     elif (run / "last.pt").is_file():
         raise ToolkitError(f"{run} already holds a run; pass --resume to continue it or "
                            "choose another name")

@@ -34,15 +34,19 @@ from deepaudio.core.errors import ToolkitError
 from deepaudio.core.figures import pyplot, save_figure
 from deepaudio.core.files import atomic_write_bytes, atomic_write_json
 from deepaudio.networks.checkpoint import (
-    load_checkpoint,
     load_trained,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from deepaudio.networks.cnn import DenseAutoencoder
 from deepaudio.networks.registry import MODELS, build_model, count_parameters
-from deepaudio.training.loop import check_same_config, run_steps, setup_distributed, world
+from deepaudio.training.loop import (
+    check_same_config,
+    restore,
+    run_steps,
+    setup_distributed,
+    world,
+)
 from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 
@@ -282,13 +286,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
     if resume and (run / "last.pt").is_file():
         check_resumable(cfg)
         check_same_scaling(run, data)
-        ck = load_checkpoint(run / "last.pt")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler"):
-            sched.load_state_dict(ck["scheduler"])
+        ck = restore(run / "last.pt", model, opt, sched)
         start_epoch, history, best = ck["epoch"], ck["history"], ck["best_loss"]
-        set_rng_state(ck["rng"])
     elif (run / "last.pt").is_file() and not resume:
         raise ToolkitError(f"{run} already holds a run; pass --resume to continue it or "
                            "choose another name")

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from deepaudio.core.config import config_to_dict
 from deepaudio.core.errors import ToolkitError
+from deepaudio.networks.checkpoint import load_checkpoint, set_rng_state
 from deepaudio.networks.tracing import TRACING
 
 
@@ -73,3 +74,17 @@ def check_same_config(cfg: tp.Any, run: Path, resumable: frozenset[str]) -> None
     if diff:
         raise ToolkitError(f"{run} holds a run of another config (differs in "
                            f"{', '.join(map(repr, diff))}); use another name or models_dir")
+
+
+def restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: tp.Any | None) -> dict:
+    """Load a trainer's checkpoint into its model, optimizer and scheduler, and set the RNG
+    states it saved, so the run continues exactly as an uninterrupted one; returns the
+    checkpoint (epoch, history, the trainer's own keys)."""
+    ck = load_checkpoint(path)
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    if scheduler is not None and ck.get("scheduler"):
+        scheduler.load_state_dict(ck["scheduler"])
+    set_rng_state(ck["rng"])
+    return ck
