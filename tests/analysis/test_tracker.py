@@ -3,7 +3,7 @@ it never trained on: pieces written here (other seeds than the corpus') and rend
 FluidSynth with whatever General MIDI soundfont the machine has ('make test' installs
 TimGM6mb, which the corpus keeps for evaluation), one per case the tracker must hold: 4/4,
 3/4, 6/8 (two dotted-quarter beats to the bar), a tempo step, a drum-less intro, off-beat
-chords; and no grid where there is no beat."""
+chords; and no grid where there is no beat (silence, a drone, noise, speech-like bursts)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,14 @@ def test_no_grid_without_a_beat():
     t = np.arange(12 * sr) / sr
     drone = 0.3 * np.sin(2 * np.pi * 110 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.1 * t))
     noise = 0.1 * rng.standard_normal(len(t))
-    for signal in (np.zeros(len(t)), drone, noise):
+    bursts = np.zeros(len(t))                      # syllables at an irregular rate
+    pos = 0
+    while pos < len(t):
+        n = int(rng.uniform(0.08, 0.3) * sr)
+        bursts[pos:pos + n] = np.hanning(len(bursts[pos:pos + n]))
+        pos += n + int(rng.uniform(0.02, 0.4) * sr)
+    speech = bursts * np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * rng.standard_normal(len(t)))
+    for signal in (np.zeros(len(t)), drone, noise, 0.3 * speech):
         with pytest.raises(NoBeatError, match="no steady beat"):
             analyse_beats(signal[None].astype(np.float32), sr, backend="model")
     with pytest.raises(NoBeatError, match="too short"):
