@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepaudio.analysis.beats import analyse_beats
+from deepaudio.analysis.beats import NoBeatError, analyse_beats
 from deepaudio.core.audio import load_audio
 from deepaudio.core.datasets import find_shards, read_shards
 from deepaudio.core.errors import ToolkitError
@@ -83,7 +83,7 @@ def ours(y: np.ndarray, sr: int, backend: str) -> dict:
         grid = analyse_beats(y, sr, backend=backend, weights=WEIGHTS)  # type: ignore[arg-type]
         out = {"beats": grid.times.tolist(), "downbeats": grid.downbeats.tolist(),
                "beats_per_bar": grid.beats_per_bar}
-    except ToolkitError:
+    except NoBeatError:                  # missing or bad weights stop the run instead
         out = {"beats": [], "downbeats": [], "beats_per_bar": 0}
     out["time"] = time.perf_counter() - t0
     return out

@@ -44,7 +44,6 @@ from deepaudio.core.files import atomic_write_json
 from deepaudio.networks.beats import BeatTCN, BeatTCNConfig
 from deepaudio.networks.checkpoint import (
     load_checkpoint,
-    rng_state,
     save_checkpoint,
     torch_device,
 )
@@ -53,10 +52,10 @@ from deepaudio.training.loop import (
     check_same_config,
     restore,
     run_steps,
+    save_epoch,
     setup_distributed,
     world,
 )
-from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 METRIC_FIELDS = ["epoch", "train_loss", "cv_loss", "cv_beat_f", "cv_downbeat_f", "lr",
                  "epoch_seconds", "frames_per_s"]
@@ -280,16 +279,10 @@ def train_beats(cfg: BeatTrainConfig, *, resume: bool = False, device: str = "cp
         if patience is not None:
             patience = cfg.early_stopping_patience if improved else patience - 1
         if rank == 0:
-            payload = dict(model=model.state_dict(), optimizer=opt.state_dict(),
-                           scheduler=sched.state_dict() if sched else None, epoch=epoch + 1,
-                           history=history, best_score=best, rng=rng_state(),
-                           model_name=cfg.model, model_params=params,
-                           frontend=frontend_info(), parameters=count_parameters(model))
-            if improved:
-                save_checkpoint(run / "best.pt", **payload)
-            save_checkpoint(run / "last.pt", **payload)
-            write_metrics(run, history, METRIC_FIELDS)
-            plot_learning_curve(run, history)
+            save_epoch(run, model, opt, sched, epoch=epoch + 1, history=history,
+                       improved=improved, fields=METRIC_FIELDS, best_score=best,
+                       model_name=cfg.model, model_params=params, frontend=frontend_info(),
+                       parameters=count_parameters(model))
             print(f"epoch {epoch + 1}/{cfg.num_epochs} train {train_loss:.4f} cv "
                   f"{cv['loss']:.4f} beat F {cv['beat_f']:.3f} downbeat F "
                   f"{cv['downbeat_f']:.3f} {row['frames_per_s']} frames/s", flush=True)

@@ -35,8 +35,6 @@ from deepaudio.core.figures import pyplot, save_figure
 from deepaudio.core.files import atomic_write_bytes, atomic_write_json
 from deepaudio.networks.checkpoint import (
     load_trained,
-    rng_state,
-    save_checkpoint,
 )
 from deepaudio.networks.cnn import DenseAutoencoder
 from deepaudio.networks.registry import MODELS, build_model, count_parameters
@@ -44,10 +42,10 @@ from deepaudio.training.loop import (
     check_same_config,
     restore,
     run_steps,
+    save_epoch,
     setup_distributed,
     world,
 )
-from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 
 @dataclasses.dataclass
@@ -349,15 +347,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu",
         if patience_left is not None:
             patience_left = cfg.early_stopping_patience if improved else patience_left - 1
         if rank == 0:
-            payload = dict(model=model.state_dict(), optimizer=opt.state_dict(),
-                           scheduler=sched.state_dict() if sched else None, epoch=epoch + 1,
-                           history=history, best_loss=best, rng=rng_state(),
-                           model_name=cfg.model, model_params=params)
-            if improved:
-                save_checkpoint(run / "best.pt", **payload)
-            save_checkpoint(run / "last.pt", **payload)
-            write_metrics(run, history, METRIC_FIELDS)
-            plot_learning_curve(run, history)
+            save_epoch(run, model, opt, sched, epoch=epoch + 1, history=history,
+                       improved=improved, fields=METRIC_FIELDS, best_loss=best,
+                       model_name=cfg.model, model_params=params)
             print(f"epoch {epoch + 1}/{cfg.num_epochs} train {train_loss:.5g} "
                   f"cv {cv['loss']:.5g}" + (f" acc {cv['segment_acc']:.3f}/"
                                             f"{cv['track_acc']:.3f}" if "segment_acc" in cv

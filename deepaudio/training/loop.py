@@ -2,9 +2,10 @@
 torchrun helpers.
 
 :func:`run_steps` is the inner loop (loss, backward, optional gradient clipping, step) over
-whatever batches a trainer yields; the trainers decide what a batch is, when to evaluate, and
-when to write a checkpoint (:mod:`deepaudio.networks.checkpoint`) and the metrics
-(:mod:`deepaudio.training.metrics`).
+whatever batches a trainer yields; the trainers decide what a batch is and when to evaluate.
+:func:`save_epoch` writes an epoch's checkpoints (:mod:`deepaudio.networks.checkpoint`), metrics
+and learning curve (:mod:`deepaudio.training.metrics`), :func:`restore` reads a checkpoint back
+for ``--resume``, and :func:`check_same_config` refuses to continue a run of another config.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import torch.distributed as dist
 
 from deepaudio.core.config import config_to_dict
 from deepaudio.core.errors import ToolkitError
-from deepaudio.networks.checkpoint import load_checkpoint, set_rng_state
+from deepaudio.networks.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from deepaudio.networks.tracing import TRACING
+from deepaudio.training.metrics import plot_learning_curve, write_metrics
 
 
 def world() -> tuple[int, int]:
@@ -88,3 +95,19 @@ def restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
         scheduler.load_state_dict(ck["scheduler"])
     set_rng_state(ck["rng"])
     return ck
+
+
+def save_epoch(run: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: tp.Any | None, *, epoch: int, history: list[dict], improved: bool,
+               fields: tp.Sequence[str], **extra: tp.Any) -> None:
+    """The end of an epoch on disk: ``last.pt`` (and ``best.pt`` when it ``improved``) with
+    everything :func:`restore` reads back and the trainer's ``extra`` keys, the metrics CSV
+    and the learning curve."""
+    payload = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                   scheduler=scheduler.state_dict() if scheduler else None, epoch=epoch,
+                   history=history, rng=rng_state(), **extra)
+    if improved:
+        save_checkpoint(run / "best.pt", **payload)
+    save_checkpoint(run / "last.pt", **payload)
+    write_metrics(run, history, fields)
+    plot_learning_curve(run, history)
